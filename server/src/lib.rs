@@ -1,0 +1,1 @@
+//! The `cairn` server: HTTP, auth, permissions and the Kinto API.
