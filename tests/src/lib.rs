@@ -409,13 +409,16 @@ pub fn run_cases(s: &Server, cases: &[Case]) {
     );
 }
 
-/// `expected` is contained in `actual`: objects key by key (recursively),
-/// anything else equal.
+/// `expected` is contained in `actual`: objects key by key, arrays of the
+/// same length element by element (both recursively), anything else equal.
 pub fn json_contains(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
         (Value::Object(a), Value::Object(e)) => e
             .iter()
             .all(|(k, ev)| a.get(k).map(|av| json_contains(av, ev)).unwrap_or(false)),
+        (Value::Array(a), Value::Array(e)) => {
+            a.len() == e.len() && a.iter().zip(e).all(|(av, ev)| json_contains(av, ev))
+        }
         _ => actual == expected,
     }
 }
