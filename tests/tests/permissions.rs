@@ -102,7 +102,9 @@ fn list_case(path: String, user: &User, visible: Option<&[&str]>) -> Case {
     match visible {
         Some(ids) => {
             let data: Vec<Value> = ids.iter().map(|i| json!({"id": i})).collect();
-            Case::new("GET", path, Some(user), 200).name_suffix(&format!("sees {ids:?}")).list(data)
+            Case::new("GET", path, Some(user), 200)
+                .name_suffix(&format!("sees {ids:?}"))
+                .list(data)
         }
         None => Case::new("GET", path, Some(user), 403).errno(121),
     }
@@ -121,7 +123,11 @@ impl CaseExt for Case {
     fn list(self, items: Vec<Value>) -> Case {
         let n = items.len();
         let c = self.contains(json!({}));
-        Case { contains: Some(json!({"data": items})), ..c }.name_suffix(&format!("({n} items)"))
+        Case {
+            contains: Some(json!({"data": items})),
+            ..c
+        }
+        .name_suffix(&format!("({n} items)"))
     }
 }
 
@@ -134,7 +140,12 @@ fn run_matrix(via: Via) {
         Via::Authenticated => "system.Authenticated".to_string(),
         Via::Group => {
             let gb = new_bucket(s(), &owner);
-            s().put(&format!("/buckets/{gb}/groups/team"), &owner, json!({"data": {"members": [uid]}})).expect(201);
+            s().put(
+                &format!("/buckets/{gb}/groups/team"),
+                &owner,
+                json!({"data": {"members": [uid]}}),
+            )
+            .expect(201);
             format!("/buckets/{gb}/groups/team")
         }
     };
@@ -146,7 +157,8 @@ fn run_matrix(via: Via) {
         let g = format!("{b}/groups/g");
         let r = format!("{c}/records/r");
         s().put(&c, &owner, json!({})).expect(201);
-        s().put(&g, &owner, json!({"data": {"members": []}})).expect(201);
+        s().put(&g, &owner, json!({"data": {"members": []}}))
+            .expect(201);
         s().put(&r, &owner, json!({"data": {"v": 1}})).expect(201);
         if let Some((on, perm)) = grant {
             let url = match on {
@@ -155,7 +167,8 @@ fn run_matrix(via: Via) {
                 On::Group => &g,
                 On::Record => &r,
             };
-            s().patch(url, &owner, json!({"permissions": {perm: [principal]}})).expect(200);
+            s().patch(url, &owner, json!({"permissions": {perm: [principal]}}))
+                .expect(200);
         }
         let k = can(grant);
         let u = Some(&user);
@@ -195,14 +208,42 @@ fn run_matrix(via: Via) {
             list_case(format!("{b}/groups"), &user, groups),
             Case::new("GET", g.clone(), u, status(k.group_read, 200)),
             // Writes, the destructive ones last.
-            Case::new("PATCH", r.clone(), u, status(k.record_write, 200)).body(json!({"data": {"v": 2}})),
-            Case::new("PUT", format!("{c}/records/new"), u, status(k.record_create, 201)).body(json!({})),
-            Case::new("POST", format!("{c}/records"), u, status(k.record_create, 201)).body(json!({})),
-            Case::new("PATCH", c.clone(), u, status(k.collection_write, 200)).body(json!({"data": {"x": 1}})),
-            Case::new("PATCH", g.clone(), u, status(k.group_write, 200)).body(json!({"data": {"members": []}})),
-            Case::new("PUT", format!("{b}/collections/new"), u, status(k.collection_create, 201)).body(json!({})),
-            Case::new("PUT", format!("{b}/groups/new"), u, status(k.group_create, 201)).body(json!({})),
-            Case::new("PATCH", b.clone(), u, status(k.bucket_write, 200)).body(json!({"data": {"x": 1}})),
+            Case::new("PATCH", r.clone(), u, status(k.record_write, 200))
+                .body(json!({"data": {"v": 2}})),
+            Case::new(
+                "PUT",
+                format!("{c}/records/new"),
+                u,
+                status(k.record_create, 201),
+            )
+            .body(json!({})),
+            Case::new(
+                "POST",
+                format!("{c}/records"),
+                u,
+                status(k.record_create, 201),
+            )
+            .body(json!({})),
+            Case::new("PATCH", c.clone(), u, status(k.collection_write, 200))
+                .body(json!({"data": {"x": 1}})),
+            Case::new("PATCH", g.clone(), u, status(k.group_write, 200))
+                .body(json!({"data": {"members": []}})),
+            Case::new(
+                "PUT",
+                format!("{b}/collections/new"),
+                u,
+                status(k.collection_create, 201),
+            )
+            .body(json!({})),
+            Case::new(
+                "PUT",
+                format!("{b}/groups/new"),
+                u,
+                status(k.group_create, 201),
+            )
+            .body(json!({})),
+            Case::new("PATCH", b.clone(), u, status(k.bucket_write, 200))
+                .body(json!({"data": {"x": 1}})),
             Case::new("DELETE", r.clone(), u, status(k.record_write, 200)),
             Case::new("DELETE", g.clone(), u, status(k.group_write, 200)),
             Case::new("DELETE", c.clone(), u, status(k.collection_write, 200)),
@@ -215,7 +256,12 @@ fn run_matrix(via: Via) {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -237,30 +283,58 @@ fn inheritance_table_granted_to_authenticated() {
 fn everyone_grants_anonymous_access() {
     let owner = User::fresh("owner");
     let (bid, records) = new_collection(s(), &owner);
-    s().put(&format!("{records}/pub"), &owner, json!({"data": {"v": 1}, "permissions": {"read": ["system.Everyone"]}}))
-        .expect(201);
-    s().put(&format!("{records}/priv"), &owner, json!({"data": {"v": 2}})).expect(201);
+    s().put(
+        &format!("{records}/pub"),
+        &owner,
+        json!({"data": {"v": 1}, "permissions": {"read": ["system.Everyone"]}}),
+    )
+    .expect(201);
+    s().put(
+        &format!("{records}/priv"),
+        &owner,
+        json!({"data": {"v": 2}}),
+    )
+    .expect(201);
     let anon = |m: &str, p: &str| s().req(m, p).send();
-    assert_eq!(anon("GET", &format!("{records}/pub")).expect(200).json()["permissions"], json!({}));
+    assert_eq!(
+        anon("GET", &format!("{records}/pub")).expect(200).json()["permissions"],
+        json!({})
+    );
     assert_401(&anon("GET", &format!("{records}/priv")));
     // The list shows the shared record only.
     assert_eq!(ids(&anon("GET", &records).expect(200).json()), vec!["pub"]);
     // Reading is not writing.
-    assert_401(&s().req("PATCH", &format!("{records}/pub")).json(&json!({"data": {}})).send());
+    assert_401(
+        &s().req("PATCH", &format!("{records}/pub"))
+            .json(&json!({"data": {}}))
+            .send(),
+    );
     assert_401(&anon("GET", &format!("/buckets/{bid}")));
 
     // Collection readable by everyone: anonymous sees everything in it, and
     // a missing record is a 404.
-    s().patch(&format!("/buckets/{bid}/collections/c"), &owner, json!({"permissions": {"read": ["system.Everyone"]}}))
-        .expect(200);
+    s().patch(
+        &format!("/buckets/{bid}/collections/c"),
+        &owner,
+        json!({"permissions": {"read": ["system.Everyone"]}}),
+    )
+    .expect(200);
     let mut seen = ids(&anon("GET", &records).expect(200).json());
     seen.sort();
     assert_eq!(seen, vec!["priv", "pub"]);
     assert_404(&anon("GET", &format!("{records}/nope")), "nope", "record");
 
     // Everyone may write a record: anonymous can update it.
-    s().patch(&format!("{records}/priv"), &owner, json!({"permissions": {"write": ["system.Everyone"]}})).expect(200);
-    s().req("PATCH", &format!("{records}/priv")).json(&json!({"data": {"v": 3}})).send().expect(200);
+    s().patch(
+        &format!("{records}/priv"),
+        &owner,
+        json!({"permissions": {"write": ["system.Everyone"]}}),
+    )
+    .expect(200);
+    s().req("PATCH", &format!("{records}/priv"))
+        .json(&json!({"data": {"v": 3}}))
+        .send()
+        .expect(200);
     assert_eq!(s().get(&format!("{records}/priv"), &owner).data()["v"], 3);
 }
 
@@ -281,30 +355,42 @@ fn permission_needed_per_request() {
         json!({"permissions": {"record:create": [cid], "read": [rid]}}),
     )
     .expect(200);
-    s().put(&format!("{records}/r1"), &owner, json!({"data": {"v": 1}})).expect(201);
+    s().put(&format!("{records}/r1"), &owner, json!({"data": {"v": 1}}))
+        .expect(201);
     let r1 = format!("{records}/r1");
     let missing = format!("{records}/missing");
     run_cases(
         s(),
         &[
             // PUT of an existing object needs write on it.
-            Case::new("PUT", r1.clone(), Some(&creator), 403).body(json!({"data": {"v": 9}})).errno(121),
+            Case::new("PUT", r1.clone(), Some(&creator), 403)
+                .body(json!({"data": {"v": 9}}))
+                .errno(121),
             // PUT of a missing object needs create on the parent.
             Case::new("PUT", format!("{records}/mine"), Some(&creator), 201).body(json!({})),
-            Case::new("PUT", format!("{records}/theirs"), Some(&reader), 403).body(json!({})).errno(121),
+            Case::new("PUT", format!("{records}/theirs"), Some(&reader), 403)
+                .body(json!({}))
+                .errno(121),
             // PATCH/DELETE of a missing object: 404 for who can read the
             // parent, 403 for others.
-            Case::new("PATCH", missing.clone(), Some(&reader), 404).body(json!({"data": {}})).errno(110),
+            Case::new("PATCH", missing.clone(), Some(&reader), 404)
+                .body(json!({"data": {}}))
+                .errno(110),
             Case::new("DELETE", missing.clone(), Some(&reader), 404).errno(110),
-            Case::new("PATCH", missing.clone(), Some(&stranger), 403).body(json!({"data": {}})).errno(121),
+            Case::new("PATCH", missing.clone(), Some(&stranger), 403)
+                .body(json!({"data": {}}))
+                .errno(121),
             Case::new("DELETE", missing.clone(), Some(&stranger), 403).errno(121),
             Case::new("GET", missing.clone(), Some(&stranger), 403).errno(121),
             Case::new("GET", missing.clone(), Some(&reader), 404).errno(110),
             // Existing, readable, but not writable.
-            Case::new("PATCH", r1.clone(), Some(&reader), 403).body(json!({"data": {}})).errno(121),
+            Case::new("PATCH", r1.clone(), Some(&reader), 403)
+                .body(json!({"data": {}}))
+                .errno(121),
             Case::new("DELETE", r1.clone(), Some(&reader), 403).errno(121),
             // The creator may write what it created.
-            Case::new("PATCH", format!("{records}/mine"), Some(&creator), 200).body(json!({"data": {"v": 2}})),
+            Case::new("PATCH", format!("{records}/mine"), Some(&creator), 200)
+                .body(json!({"data": {"v": 2}})),
             Case::new("DELETE", format!("{records}/mine"), Some(&creator), 200),
         ],
     );
@@ -320,20 +406,55 @@ fn principals_of_a_request() {
     let mid = s().userid(&member);
     let b1 = new_bucket(s(), &owner);
     let b2 = new_bucket(s(), &owner);
-    s().put(&format!("/buckets/{b1}/groups/g1"), &owner, json!({"data": {"members": [mid]}})).expect(201);
-    s().put(&format!("/buckets/{b2}/groups/g2"), &owner, json!({"data": {"members": ["x", mid]}})).expect(201);
-    s().put(&format!("/buckets/{b2}/groups/other"), &owner, json!({"data": {"members": ["x"]}})).expect(201);
+    s().put(
+        &format!("/buckets/{b1}/groups/g1"),
+        &owner,
+        json!({"data": {"members": [mid]}}),
+    )
+    .expect(201);
+    s().put(
+        &format!("/buckets/{b2}/groups/g2"),
+        &owner,
+        json!({"data": {"members": ["x", mid]}}),
+    )
+    .expect(201);
+    s().put(
+        &format!("/buckets/{b2}/groups/other"),
+        &owner,
+        json!({"data": {"members": ["x"]}}),
+    )
+    .expect(201);
     let root = s().get("/", &member).expect(200).json();
-    let principals: Vec<String> =
-        root["user"]["principals"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    let principals: Vec<String> = root["user"]["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
     // Other tests' groups made of `system.Authenticated` may show up too:
     // check what this test controls.
-    let mut plain: Vec<&str> = principals.iter().filter(|p| !p.starts_with("/buckets/")).map(|p| p.as_str()).collect();
+    let mut plain: Vec<&str> = principals
+        .iter()
+        .filter(|p| !p.starts_with("/buckets/"))
+        .map(|p| p.as_str())
+        .collect();
     plain.sort();
-    assert_eq!(plain, vec![mid.as_str(), "system.Authenticated", "system.Everyone"]);
-    assert!(principals.contains(&format!("/buckets/{b1}/groups/g1")), "{root}");
-    assert!(principals.contains(&format!("/buckets/{b2}/groups/g2")), "{root}");
-    assert!(!principals.contains(&format!("/buckets/{b2}/groups/other")), "{root}");
+    assert_eq!(
+        plain,
+        vec![mid.as_str(), "system.Authenticated", "system.Everyone"]
+    );
+    assert!(
+        principals.contains(&format!("/buckets/{b1}/groups/g1")),
+        "{root}"
+    );
+    assert!(
+        principals.contains(&format!("/buckets/{b2}/groups/g2")),
+        "{root}"
+    );
+    assert!(
+        !principals.contains(&format!("/buckets/{b2}/groups/other")),
+        "{root}"
+    );
     let unique: std::collections::HashSet<&String> = principals.iter().collect();
     assert_eq!(unique.len(), principals.len(), "no duplicates: {root}");
     assert_eq!(root["user"]["id"], json!(mid));
@@ -350,25 +471,44 @@ fn group_membership_takes_effect_immediately() {
     let (bid, records) = new_collection(s(), &owner);
     let group = format!("/buckets/{bid}/groups/friends");
     let r1 = format!("{records}/r1");
-    s().put(&group, &owner, json!({"data": {"members": []}})).expect(201);
-    s().put(&r1, &owner, json!({"data": {"v": 1}, "permissions": {"read": [group.clone()]}})).expect(201);
+    s().put(&group, &owner, json!({"data": {"members": []}}))
+        .expect(201);
+    s().put(
+        &r1,
+        &owner,
+        json!({"data": {"v": 1}, "permissions": {"read": [group.clone()]}}),
+    )
+    .expect(201);
     assert_403(&s().get(&r1, &friend));
 
-    s().patch(&group, &owner, json!({"data": {"members": [fid]}})).expect(200);
+    s().patch(&group, &owner, json!({"data": {"members": [fid]}}))
+        .expect(200);
     s().get(&r1, &friend).expect(200);
-    s().patch(&group, &owner, json!({"data": {"members": []}})).expect(200);
+    s().patch(&group, &owner, json!({"data": {"members": []}}))
+        .expect(200);
     assert_403(&s().get(&r1, &friend));
-    s().put(&group, &owner, json!({"data": {"members": [fid]}})).expect(200);
+    s().put(&group, &owner, json!({"data": {"members": [fid]}}))
+        .expect(200);
     s().get(&r1, &friend).expect(200);
 
     // Deleting the group removes the membership, not the ACL entry.
     s().delete(&group, &owner).expect(200);
     assert_403(&s().get(&r1, &friend));
-    assert_perms(&s().get(&r1, &owner), json!({"read": [group], "write": [s().userid(&owner)]}));
+    assert_perms(
+        &s().get(&r1, &owner),
+        json!({"read": [group], "write": [s().userid(&owner)]}),
+    );
     let root = s().get("/", &friend).json();
-    assert!(!root["user"]["principals"].as_array().unwrap().contains(&json!(group)), "{root}");
+    assert!(
+        !root["user"]["principals"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(group)),
+        "{root}"
+    );
     // Re-creating it restores access through the surviving ACL entry.
-    s().put(&group, &owner, json!({"data": {"members": [fid]}})).expect(201);
+    s().put(&group, &owner, json!({"data": {"members": [fid]}}))
+        .expect(201);
     s().get(&r1, &friend).expect(200);
 }
 
@@ -398,21 +538,47 @@ fn group_members_validation() {
     assert_400(&s().put(&group, &owner, json!({"data": {"members": [1]}})));
 
     // Duplicates are kept.
-    let resp = s().put(&group, &owner, json!({"data": {"members": ["a", "a"]}})).expect(201);
+    let resp = s()
+        .put(&group, &owner, json!({"data": {"members": ["a", "a"]}}))
+        .expect(201);
     assert_eq!(resp.data()["members"], json!(["a", "a"]));
     // system.Authenticated is accepted: every authenticated user is a member.
-    s().put(&group, &owner, json!({"data": {"members": ["system.Authenticated"]}})).expect(200);
-    s().put(&format!("{records}/r"), &owner, json!({"permissions": {"read": [group.clone()]}})).expect(201);
+    s().put(
+        &group,
+        &owner,
+        json!({"data": {"members": ["system.Authenticated"]}}),
+    )
+    .expect(200);
+    s().put(
+        &format!("{records}/r"),
+        &owner,
+        json!({"permissions": {"read": [group.clone()]}}),
+    )
+    .expect(201);
     s().get(&format!("{records}/r"), &anyone).expect(200);
-    assert!(s().get("/", &anyone).json()["user"]["principals"].as_array().unwrap().contains(&json!(group)));
+    assert!(s().get("/", &anyone).json()["user"]["principals"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(group)));
 }
 
 #[test]
 fn principals_in_acls_are_stored_as_given() {
     let owner = User::fresh("owner");
     let (_, records) = new_collection(s(), &owner);
-    let odd = ["whatever:123", "not a principal", "/buckets/nope/groups/none", "system.Authenticated"];
-    let resp = s().put(&format!("{records}/r"), &owner, json!({"permissions": {"read": odd}})).expect(201);
+    let odd = [
+        "whatever:123",
+        "not a principal",
+        "/buckets/nope/groups/none",
+        "system.Authenticated",
+    ];
+    let resp = s()
+        .put(
+            &format!("{records}/r"),
+            &owner,
+            json!({"permissions": {"read": odd}}),
+        )
+        .expect(201);
     assert_perms(&resp, json!({"read": odd, "write": [s().userid(&owner)]}));
 }
 
@@ -427,22 +593,58 @@ fn writer_rule() {
     let url = format!("{records}/r");
     s().put(&url, &owner, json!({})).expect(201);
     // The owner cannot drop itself from write.
-    let resp = s().patch(&url, &owner, json!({"permissions": {"write": [xid]}})).expect(200);
+    let resp = s()
+        .patch(&url, &owner, json!({"permissions": {"write": [xid]}}))
+        .expect(200);
     assert_perms(&resp, json!({"write": [xid, oid]}));
     // PUT without write: write is the caller.
-    let resp = s().put(&url, &other, json!({"permissions": {"read": ["system.Authenticated"]}})).expect(200);
-    assert_perms(&resp, json!({"read": ["system.Authenticated"], "write": [xid]}));
+    let resp = s()
+        .put(
+            &url,
+            &other,
+            json!({"permissions": {"read": ["system.Authenticated"]}}),
+        )
+        .expect(200);
+    assert_perms(
+        &resp,
+        json!({"read": ["system.Authenticated"], "write": [xid]}),
+    );
     // ... so the previous owner lost its direct write but keeps the
     // inherited one (bucket writer) and becomes a writer again by writing.
-    let resp = s().patch(&url, &owner, json!({"data": {"v": 1}})).expect(200);
-    assert_perms(&resp, json!({"read": ["system.Authenticated"], "write": [xid, oid]}));
+    let resp = s()
+        .patch(&url, &owner, json!({"data": {"v": 1}}))
+        .expect(200);
+    assert_perms(
+        &resp,
+        json!({"read": ["system.Authenticated"], "write": [xid, oid]}),
+    );
     // Every kind of object, every write method.
     for (m, u, body) in [
-        ("PUT", format!("/buckets/{bid}/groups/g"), json!({"permissions": {"write": []}})),
-        ("PATCH", format!("/buckets/{bid}/groups/g"), json!({"permissions": {"write": []}})),
-        ("PATCH", format!("/buckets/{bid}/collections/c"), json!({"permissions": {"write": []}})),
-        ("PATCH", format!("/buckets/{bid}"), json!({"permissions": {"write": []}})),
-        ("POST", records.clone(), json!({"permissions": {"write": []}})),
+        (
+            "PUT",
+            format!("/buckets/{bid}/groups/g"),
+            json!({"permissions": {"write": []}}),
+        ),
+        (
+            "PATCH",
+            format!("/buckets/{bid}/groups/g"),
+            json!({"permissions": {"write": []}}),
+        ),
+        (
+            "PATCH",
+            format!("/buckets/{bid}/collections/c"),
+            json!({"permissions": {"write": []}}),
+        ),
+        (
+            "PATCH",
+            format!("/buckets/{bid}"),
+            json!({"permissions": {"write": []}}),
+        ),
+        (
+            "POST",
+            records.clone(),
+            json!({"permissions": {"write": []}}),
+        ),
     ] {
         let resp = s().req(m, &u).user(&owner).json(&body).send();
         assert!(resp.status == 200 || resp.status == 201, "{resp}");
@@ -458,18 +660,36 @@ fn partial_lists_count_and_delete_only_what_is_allowed() {
     let user = User::fresh("user");
     let uid = s().userid(&user);
     let (_, records) = new_collection(s(), &owner);
-    s().put(&format!("{records}/mine-r"), &owner, json!({"permissions": {"read": [uid]}})).expect(201);
-    s().put(&format!("{records}/mine-w"), &owner, json!({"permissions": {"write": [uid]}})).expect(201);
-    s().put(&format!("{records}/hidden"), &owner, json!({})).expect(201);
+    s().put(
+        &format!("{records}/mine-r"),
+        &owner,
+        json!({"permissions": {"read": [uid]}}),
+    )
+    .expect(201);
+    s().put(
+        &format!("{records}/mine-w"),
+        &owner,
+        json!({"permissions": {"write": [uid]}}),
+    )
+    .expect(201);
+    s().put(&format!("{records}/hidden"), &owner, json!({}))
+        .expect(201);
 
     let full = s().get(&records, &owner).expect(200);
     let part = s().get(&records, &user).expect(200);
-    assert_eq!(ids(&part.json()), vec!["mine-w", "mine-r"], "newest first, visible only");
+    assert_eq!(
+        ids(&part.json()),
+        vec!["mine-w", "mine-r"],
+        "newest first, visible only"
+    );
     // A filtered list carries the whole list's timestamp.
     assert_eq!(part.etag(), full.etag());
     let head = s().head(&records, &user).expect(200);
     assert_eq!(head.header("Total-Objects"), Some("2"), "{head}");
-    assert_eq!(s().head(&records, &owner).header("Total-Objects"), Some("3"));
+    assert_eq!(
+        s().head(&records, &owner).header("Total-Objects"),
+        Some("3")
+    );
 
     // Bulk DELETE deletes only what the caller may write.
     let resp = s().delete(&records, &user).expect(200);
@@ -488,25 +708,37 @@ fn list_falls_back_to_empty_then_403() {
     let creator = User::fresh("creator");
     let stranger = User::fresh("stranger");
     let (bid, records) = new_collection(s(), &owner);
-    s().put(&format!("{records}/r"), &owner, json!({})).expect(201);
+    s().put(&format!("{records}/r"), &owner, json!({}))
+        .expect(201);
     s().patch(
         &format!("/buckets/{bid}/collections/c"),
         &owner,
         json!({"permissions": {"record:create": [s().userid(&creator)]}}),
     )
     .expect(200);
-    assert_eq!(s().get(&records, &creator).expect(200).json(), json!({"data": []}));
+    assert_eq!(
+        s().get(&records, &creator).expect(200).json(),
+        json!({"data": []})
+    );
     let head = s().head(&records, &creator).expect(200);
     assert_eq!(head.header("Total-Objects"), Some("0"));
-    assert_eq!(s().delete(&records, &creator).expect(200).json(), json!({"data": []}));
+    assert_eq!(
+        s().delete(&records, &creator).expect(200).json(),
+        json!({"data": []})
+    );
     assert_403(&s().get(&records, &stranger));
     assert_eq!(s().head(&records, &stranger).status, 403);
     assert_403(&s().delete(&records, &stranger));
     assert_401(&s().req("GET", &records).send());
     // Creating makes the creator see its own records.
-    s().post(&records, &creator, json!({"data": {"id": "own"}})).expect(201);
+    s().post(&records, &creator, json!({"data": {"id": "own"}}))
+        .expect(201);
     assert_eq!(ids(&s().get(&records, &creator).json()), vec!["own"]);
-    assert_eq!(s().get(&format!("{records}/r"), &owner).status, 200, "the bulk DELETE removed nothing");
+    assert_eq!(
+        s().get(&format!("{records}/r"), &owner).status,
+        200,
+        "the bulk DELETE removed nothing"
+    );
 }
 
 #[test]
@@ -524,8 +756,12 @@ fn bucket_list_is_partial_with_the_server_wide_timestamp() {
     assert_401(&s().req("GET", "/buckets").send());
     // group:create to everyone authenticated makes the bucket object
     // readable and listed for them.
-    s().patch(&format!("/buckets/{bid}"), &owner, json!({"permissions": {"group:create": ["system.Authenticated"]}}))
-        .expect(200);
+    s().patch(
+        &format!("/buckets/{bid}"),
+        &owner,
+        json!({"permissions": {"group:create": ["system.Authenticated"]}}),
+    )
+    .expect(200);
     assert!(ids(&s().get("/buckets", &other).json()).contains(&bid));
     s().get(&format!("/buckets/{bid}"), &other).expect(200);
 }
