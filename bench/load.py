@@ -493,7 +493,7 @@ def start_server(kind, args, workdir):
     if kind == "cairn":
         data = os.path.join(workdir, "cairn-data")
         argv = ["taskset", "-c", cpu, args.cairn, "serve", "--host", "127.0.0.1", "--port", str(port), "--data", data]
-        proc = spawn(argv, logf, extra_env={"RUST_LOG": env("RUST_LOG", "warn")})
+        proc = spawn(argv, logf, extra_env={"RUST_LOG": env("RUST_LOG", "warn"), "CAIRN_LOG": env("CAIRN_LOG", "warn")})
         timeout = 60
     elif kind == "kinto":
         argv = ["taskset", "-c", cpu, args.kinto, str(port)]
