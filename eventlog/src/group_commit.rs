@@ -58,8 +58,10 @@ impl GroupCommitter {
         heads.into_iter().next().ok_or(LogError::Closed)
     }
 
-    /// Appends records that commit together (consecutive offsets, one
-    /// write); returns the head after each once all are durable.
+    /// Appends records at consecutive offsets with one write; returns the
+    /// head after each once all are durable. Each record is its own commit:
+    /// a crash during the write can leave a prefix of them on disk
+    /// (unacknowledged). What must be atomic goes in one record.
     pub async fn append_batch(&self, records: Vec<NewRecord>) -> Result<Vec<Head>, LogError> {
         let mut bytes = 0usize;
         for r in &records {

@@ -37,6 +37,8 @@ struct Faults {
     sync_fails_in: Option<u64>,
     writes: u64,
     syncs: u64,
+    /// Every file sync sleeps this long, like a real disk's flush.
+    sync_delay: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +86,11 @@ impl MemStorage {
     /// The next `n` syncs (file or directory) succeed and the one after fails.
     pub fn fail_sync_after(&self, n: u64) {
         lock(&self.faults).sync_fails_in = Some(n);
+    }
+
+    /// Makes every sync take `d` (to test that appenders share syncs).
+    pub fn set_sync_delay(&self, d: std::time::Duration) {
+        lock(&self.faults).sync_delay = Some(d);
     }
 
     /// Clears the fault switches.
@@ -143,6 +150,7 @@ impl MemStorage {
             let data = match mode {
                 CrashMode::KeepAll => inode.data.clone(),
                 CrashMode::DropUnsynced => inode.durable.clone(),
+                CrashMode::Random(_) if inode.data == inode.durable => inode.durable.clone(),
                 CrashMode::Random(_) => {
                     let mut d = inode.durable.clone();
                     if inode.data.len() > d.len() && inode.data.starts_with(&d) {
@@ -194,6 +202,11 @@ impl MemStorage {
     fn count_sync(&self) -> io::Result<()> {
         let mut f = lock(&self.faults);
         f.syncs += 1;
+        if let Some(d) = f.sync_delay {
+            drop(f);
+            std::thread::sleep(d);
+            f = lock(&self.faults);
+        }
         match f.sync_fails_in {
             Some(0) => Err(injected("sync")),
             Some(n) => {

@@ -162,15 +162,17 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
             file,
             scan,
         };
-        let accept = |w: &mut Walk, seg: WalkedSegment| {
-            if let (Some(first), Some(last)) = (seg.scan.first_ts, seg.scan.last_ts) {
-                w.min_ts.get_or_insert(first);
-                w.head.ts_ms = last;
-            }
-            w.head.offset = seg.scan.last_offset();
-            w.head.hash = seg.scan.head;
-            w.segments.push(seg);
-        };
+        // The valid records of this segment extend the valid prefix, even
+        // if the segment turns out to be refused (verify reports the head
+        // before the damage). Without `check_chain` the head hash of a
+        // refused unsealed segment is not computed; open discards it.
+        if let (Some(first), Some(last)) = (seg.scan.first_ts, seg.scan.last_ts) {
+            w.min_ts.get_or_insert(first);
+            w.head.ts_ms = last;
+        }
+        w.head.offset = seg.scan.last_offset();
+        w.head.hash = seg.scan.head;
+        let accept = |w: &mut Walk, seg: WalkedSegment| w.segments.push(seg);
         match end {
             ScanEnd::Sealed { trailing: 0, .. } if !is_last => accept(&mut w, seg),
             ScanEnd::Sealed {

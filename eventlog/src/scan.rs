@@ -170,8 +170,11 @@ pub fn scan_segment(bytes: &[u8], opts: &ScanOptions) -> Result<ScanResult, Stri
         }
         if opts.check_chain {
             if h.prev != res.head {
-                res.end =
-                    damaged("hash chain broken: prev does not match the previous record".into());
+                res.end = damaged(format!(
+                    "hash chain broken: prev is not h[{}] (record {} or this one was altered)",
+                    expected - 1,
+                    expected - 1
+                ));
                 break;
             }
             res.head = f.chain_after();

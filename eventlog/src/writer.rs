@@ -232,7 +232,9 @@ impl Log {
     /// Appends the records with one write and one fdatasync; returns the
     /// head after each record, in order. On error nothing is acknowledged
     /// and the log refuses further appends (`TooLarge` excepted: it is
-    /// checked before anything is written).
+    /// checked before anything is written). Each record is its own commit:
+    /// a crash during the call can leave a prefix of the records on disk,
+    /// never acknowledged; what must be atomic goes in one record.
     ///
     /// Timestamps are clamped: a record's `ts_ms` is raised to the previous
     /// record's if it is lower, so they never decrease along the log (the
