@@ -58,13 +58,25 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn bucket(bid: &str) -> Self {
-        ObjectKey { parent: String::new(), resource: Resource::Bucket, id: bid.to_owned() }
+        ObjectKey {
+            parent: String::new(),
+            resource: Resource::Bucket,
+            id: bid.to_owned(),
+        }
     }
     pub fn collection(bid: &str, cid: &str) -> Self {
-        ObjectKey { parent: format!("/buckets/{bid}"), resource: Resource::Collection, id: cid.to_owned() }
+        ObjectKey {
+            parent: format!("/buckets/{bid}"),
+            resource: Resource::Collection,
+            id: cid.to_owned(),
+        }
     }
     pub fn group(bid: &str, gid: &str) -> Self {
-        ObjectKey { parent: format!("/buckets/{bid}"), resource: Resource::Group, id: gid.to_owned() }
+        ObjectKey {
+            parent: format!("/buckets/{bid}"),
+            resource: Resource::Group,
+            id: gid.to_owned(),
+        }
     }
     pub fn record(bid: &str, cid: &str, rid: &str) -> Self {
         ObjectKey {

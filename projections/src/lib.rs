@@ -1,32 +1,70 @@
 //! `projections`: how Kinto events become materialized views and indexes.
 //!
-//! API CONTRACT (stub — being implemented; the server codes against these
-//! signatures).
+//! The log is the source of truth; everything here is disposable and can be
+//! rebuilt from it. One sled tree holds every view, so applying a group of
+//! commits is one atomic batch that also records the log position applied.
+//!
+//! Module map:
+//!
+//! * [`event`]: the events written to the log (`Commit`, `Event`, `Change`,
+//!   `ObjectKey`) and their encoding: the wire contract with the server.
+//! * `error`: [`ProjectionError`], the crate's one error type.
+//! * `keys`: the key layout of the one tree (read its header first).
+//! * `values`: how view entries are encoded.
+//! * `store`: sled configuration, the per-batch write set with
+//!   read-your-writes, and the generation counter behind [`Projections::consistent`].
+//! * `apply`: how an event changes the views (including cascades).
+//! * `listing`: single objects, list timestamps, counts, default-order listings.
+//! * `acl_index`: the principal → objects and member → groups indexes.
+//! * `changes`: `_since`/`_before` from the change index and the log.
+//! * `rebuild`: startup checks, replay and rebuild-from-scratch.
+//! * `dump`: a canonical text dump of all views, for tests and operators.
 
+// Lets shared test code (`tests/common`) name this crate from unit tests too.
+#[cfg(test)]
+extern crate self as projections;
+
+mod acl_index;
+mod apply;
+mod changes;
+mod dump;
+mod error;
 pub mod event;
+mod keys;
+mod listing;
+mod rebuild;
+mod store;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use changes::ChangesIter;
+pub use error::ProjectionError;
 pub use event::{Change, Commit, Event, ObjectKey, Permissions, Resource, EVENT_SCHEMA};
 use eventlog::{Head, LogReader};
+pub use listing::ListIter;
+use store::Store;
 
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProjectionError {
-    #[error("projection store: {0}")]
-    Store(#[from] sled::Error),
-    #[error("log: {0}")]
-    Log(#[from] eventlog::LogError),
-    #[error("undecodable event at log offset {offset}: {reason}")]
-    Decode { offset: u64, reason: String },
-}
+/// Version of the key layout and value encodings. A store written by
+/// another version is rebuilt from the log at open: bump this whenever
+/// `keys`, `values` or the meaning of a view changes.
+pub const PROJECTION_VERSION: u32 = 1;
 
 /// An object as materialized: `data` includes `id` and `last_modified`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredObject {
     pub last_modified: u64,
     pub data: serde_json::Map<String, serde_json::Value>,
+    pub permissions: Permissions,
+}
+
+/// An object with its data as the JSON bytes of its event, unparsed: for
+/// callers that can send or splice them as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawObject {
+    pub last_modified: u64,
+    pub data: Vec<u8>,
     pub permissions: Permissions,
 }
 
@@ -39,68 +77,164 @@ pub struct ChangedObject {
     pub object: Option<StoredObject>,
 }
 
+/// The materialized views, kept in step with the log.
+///
+/// `Send + Sync`: reads run concurrently from any thread, `apply` is
+/// serialized internally (the sequencer is its only caller). Reads of a
+/// single key see one state; a read across several keys may see a batch
+/// half-landed unless wrapped in [`Projections::consistent`].
 #[derive(Debug)]
-pub struct Projections {}
+pub struct Projections {
+    store: Store,
+    /// Where `_since` reads events back.
+    log: LogReader,
+}
 
 impl Projections {
-    /// Opens the projection store in `dir`, checks `meta/applied` against the
-    /// log, replays the log after it (or rebuilds from scratch).
-    pub fn open(_dir: &Path, _log: &LogReader) -> Result<Projections, ProjectionError> {
-        todo!()
+    /// Opens the projection store in `dir`, checks `meta/applied` against
+    /// the log, and replays the log after it, or rebuilds from scratch when
+    /// the store is damaged, from another version, ahead of the log, or
+    /// from another log. Call it before the log takes new writes.
+    pub fn open(dir: &Path, log: &LogReader) -> Result<Projections, ProjectionError> {
+        let store = rebuild::open(dir, log)?;
+        Ok(Projections {
+            store,
+            log: log.clone(),
+        })
     }
+
     /// Applies durable commits (in log order) in one atomic sled batch that
-    /// also records the applied head.
-    pub fn apply(&self, _commits: &[(Head, &Commit)]) -> Result<(), ProjectionError> {
-        todo!()
+    /// also records the last head. Commits at or below [`Self::applied`]
+    /// are skipped, so applying twice is harmless. Apply only what the log
+    /// has made durable: the projections must never be ahead of the log.
+    pub fn apply(&self, commits: &[(Head, &Commit)]) -> Result<(), ProjectionError> {
+        apply::apply_commits(&self.store, commits).map(|_| ())
     }
+
+    /// The last log record whose events are in the views.
     pub fn applied(&self) -> Head {
-        todo!()
+        self.store.applied()
     }
-    pub fn get(&self, _key: &ObjectKey) -> Result<Option<StoredObject>, ProjectionError> {
-        todo!()
+
+    /// A live object (`None` if it never existed or is deleted).
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<StoredObject>, ProjectionError> {
+        let k = keys::obj(key);
+        match self.store.get_raw(key)? {
+            Some(raw) => {
+                listing::to_stored(&k, raw.last_modified, &raw.data, raw.permissions).map(Some)
+            }
+            None => Ok(None),
+        }
     }
+
+    /// [`Self::get`] without parsing the data.
+    pub fn get_raw(&self, key: &ObjectKey) -> Result<Option<RawObject>, ProjectionError> {
+        self.store.get_raw(key)
+    }
+
     /// Highest `last_modified` ever given to an object or tombstone of this
-    /// list; survives deletion of the parent (never goes back).
-    pub fn list_timestamp(&self, _parent: &str, _resource: Resource) -> Result<Option<u64>, ProjectionError> {
-        todo!()
-    }
-    /// Live objects of a list, newest first (`-last_modified`), starting
-    /// strictly after `after` = (last_modified, id) when given.
-    pub fn list(
+    /// list; survives deletion of the parent (never goes back). `None` for
+    /// a list never written.
+    pub fn list_timestamp(
         &self,
-        _parent: &str,
-        _resource: Resource,
-        _after: Option<(u64, String)>,
-    ) -> impl Iterator<Item = Result<StoredObject, ProjectionError>> + '_ {
-        std::iter::empty()
+        parent: &str,
+        resource: Resource,
+    ) -> Result<Option<u64>, ProjectionError> {
+        self.store.list_timestamp(parent, resource)
     }
-    pub fn count(&self, _parent: &str, _resource: Resource) -> Result<u64, ProjectionError> {
-        todo!()
+
+    /// Live objects of a list, newest first (`-last_modified`, ties by
+    /// descending id), starting strictly after `after = (last_modified, id)`
+    /// when given. Each step is O(1) sled reads: a page costs its size.
+    pub fn list(&self, parent: &str, resource: Resource, after: Option<(u64, String)>) -> ListIter {
+        self.store.list(parent, resource, after, true)
     }
+
+    /// Like [`Self::list`], oldest first (`_sort=last_modified`).
+    pub fn list_oldest_first(
+        &self,
+        parent: &str,
+        resource: Resource,
+        after: Option<(u64, String)>,
+    ) -> ListIter {
+        self.store.list(parent, resource, after, false)
+    }
+
+    /// Number of live objects in a list (tombstones excluded); O(1).
+    pub fn count(&self, parent: &str, resource: Resource) -> Result<u64, ProjectionError> {
+        self.store.count(parent, resource)
+    }
+
     /// Objects of a list on which any of `principals` is named directly in
-    /// the object's own ACL: id → permission names held.
+    /// the object's own ACL: id → permission names held (sorted, unique).
     pub fn objects_for_principals(
         &self,
-        _principals: &[String],
-        _parent: &str,
-        _resource: Resource,
+        principals: &[String],
+        parent: &str,
+        resource: Resource,
     ) -> Result<BTreeMap<String, Vec<String>>, ProjectionError> {
-        todo!()
+        self.store
+            .objects_for_principals(principals, parent, resource)
     }
-    /// Group URIs whose `members` contain `member`.
-    pub fn groups_of(&self, _member: &str) -> Result<Vec<String>, ProjectionError> {
-        todo!()
+
+    /// Group URIs whose `members` contain `member`, sorted.
+    pub fn groups_of(&self, member: &str) -> Result<Vec<String>, ProjectionError> {
+        self.store.groups_of(member)
     }
+
     /// Changes of a list with `since < last_modified < before`, each object
     /// once in its latest state (tombstones included), read from the log,
     /// newest first.
     pub fn changes(
         &self,
-        _parent: &str,
-        _resource: Resource,
-        _since: Option<u64>,
-        _before: Option<u64>,
+        parent: &str,
+        resource: Resource,
+        since: Option<u64>,
+        before: Option<u64>,
     ) -> Result<Vec<ChangedObject>, ProjectionError> {
-        todo!()
+        self.changes_iter(parent, resource, since, before).collect()
+    }
+
+    /// [`Self::changes`] as a lazy iterator: the log is read only for the
+    /// entries taken (for `_limit` pages).
+    pub fn changes_iter(
+        &self,
+        parent: &str,
+        resource: Resource,
+        since: Option<u64>,
+        before: Option<u64>,
+    ) -> ChangesIter {
+        self.store
+            .changes(&self.log, parent, resource, since, before)
+    }
+
+    /// Runs `f` so that it sees the views between two batches, never in the
+    /// middle of one (sled scans are not snapshots). Use it for reads that
+    /// combine several keys: a list timestamp with a page, a count with a
+    /// listing. `f` may run more than once; after a few retries it runs
+    /// while holding off writers, so it always finishes.
+    pub fn consistent<T>(
+        &self,
+        mut f: impl FnMut(&Self) -> Result<T, ProjectionError>,
+    ) -> Result<T, ProjectionError> {
+        self.store.consistent(|| f(self))
+    }
+
+    /// Flushes sled to disk: at clean shutdown and before a snapshot, so
+    /// the next start has little to replay. Never needed for durability.
+    pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.store.flush()
+    }
+
+    /// Bytes sled uses on disk (compare with the logical size: sled can
+    /// amplify a lot, and a rebuild compacts it).
+    pub fn size_on_disk(&self) -> Result<u64, ProjectionError> {
+        self.store.size_on_disk()
+    }
+
+    /// Canonical dump of every view and of `meta/applied`, one line per
+    /// entry, in key order. Two stores with the same dump are the same.
+    pub fn dump(&self) -> Result<String, ProjectionError> {
+        self.store.dump()
     }
 }
