@@ -251,35 +251,39 @@ fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
+/// How long an open waits for sled's lock file. sled releases it when the
+/// last background reference of a dropped `Db` goes, which can trail the
+/// `drop` by a moment (seen in tests that close and reopen at once); a
+/// store really held by another process still fails, after this delay.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Opens sled, turning both its errors and its panics (spacejam/sled#1533
 /// panics on some corrupt stores) into "damaged", except a held lock.
 fn open_store(dir: &Path, mode: Mode) -> Result<Store, OpenError> {
-    match std::panic::catch_unwind(|| Store::open(dir, mode)) {
-        Ok(Ok(store)) => Ok(store),
-        Ok(Err(e)) if is_lock_error(&e) => Err(OpenError::Locked(e)),
-        Ok(Err(e)) => Err(OpenError::Damaged(e.to_string())),
-        Err(_) => Err(OpenError::Damaged("sled panicked while opening".into())),
+    let started = Instant::now();
+    loop {
+        match std::panic::catch_unwind(|| Store::open(dir, mode)) {
+            Ok(Ok(store)) => return Ok(store),
+            Ok(Err(e)) if is_lock_error(&e) => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(OpenError::Locked(e));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(Err(e)) => return Err(OpenError::Damaged(e.to_string())),
+            Err(_) => return Err(OpenError::Damaged("sled panicked while opening".into())),
+        }
     }
 }
 
-/// Opens a store just swapped in. sled releases its lock file when its
-/// last background reference goes, which can trail the `drop` slightly.
+/// Opens a store just swapped in.
 fn reopen(dir: &Path) -> Result<Store, ProjectionError> {
-    let mut attempt = 0;
-    loop {
-        match open_store(dir, Mode::Live) {
-            Ok(store) => return Ok(store),
-            Err(OpenError::Locked(e)) if attempt >= 100 => return Err(e.into()),
-            Err(OpenError::Locked(_)) => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(OpenError::Damaged(reason)) => {
-                return Err(ProjectionError::Io(std::io::Error::other(format!(
-                    "rebuilt projection store does not open: {reason}"
-                ))))
-            }
-        }
+    match open_store(dir, Mode::Live) {
+        Ok(store) => Ok(store),
+        Err(OpenError::Locked(e)) => Err(e.into()),
+        Err(OpenError::Damaged(reason)) => Err(ProjectionError::Io(std::io::Error::other(
+            format!("rebuilt projection store does not open: {reason}"),
+        ))),
     }
 }
 
@@ -388,10 +392,17 @@ mod tests {
         (tmp, log, dir)
     }
 
+    fn open_live(dir: &Path) -> Store {
+        match open_store(dir, Mode::Live) {
+            Ok(store) => store,
+            Err(_) => panic!("store does not open"),
+        }
+    }
+
     /// Plants an entry no event produces (a rebuild drops it) and lets the
     /// test rewrite `meta/applied`.
     fn tamper(dir: &Path, change: impl FnOnce(&mut AppliedMeta)) {
-        let store = Store::open(dir, Mode::Live).unwrap();
+        let store = open_live(dir);
         let mut meta = store.read_meta().unwrap().unwrap();
         change(&mut meta);
         store
@@ -448,7 +459,7 @@ mod tests {
     fn a_store_with_entries_but_no_meta_is_rebuilt() {
         let (_tmp, log, dir) = setup();
         tamper(&dir, |_| {});
-        let store = Store::open(&dir, Mode::Live).unwrap();
+        let store = open_live(&dir);
         store.tree().remove(keys::META_APPLIED).unwrap();
         store.flush().unwrap();
         drop(store);
