@@ -182,7 +182,10 @@ impl Request {
     }
 }
 
-fn parse_response(raw: &[u8], head: bool) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+/// Status, headers and body of a raw response.
+type Parsed = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn parse_response(raw: &[u8], head: bool) -> Result<Parsed, String> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
