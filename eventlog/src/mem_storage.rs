@@ -53,6 +53,8 @@ type InodeRef = Arc<Mutex<Inode>>;
 struct Fs {
     live: BTreeMap<String, InodeRef>,
     durable: BTreeMap<String, InodeRef>,
+    /// A fixed clock, if set.
+    clock: Option<u64>,
 }
 
 /// See the module docs. Clones share the same files.
@@ -86,6 +88,11 @@ impl MemStorage {
     /// The next `n` syncs (file or directory) succeed and the one after fails.
     pub fn fail_sync_after(&self, n: u64) {
         lock(&self.faults).sync_fails_in = Some(n);
+    }
+
+    /// Fixes the clock `now_ms` reports (for byte-exact golden files).
+    pub fn set_clock(&self, ms: u64) {
+        lock(&self.fs).clock = Some(ms);
     }
 
     /// Makes every sync take `d` (to test that appenders share syncs).
@@ -144,7 +151,10 @@ impl MemStorage {
                 }
             }
         }
-        let mut new_fs = Fs::default();
+        let mut new_fs = Fs {
+            clock: fs.clock,
+            ..Fs::default()
+        };
         for (name, inode) in entries {
             let inode = lock(&inode);
             let data = match mode {
@@ -273,6 +283,10 @@ impl Storage for MemStorage {
             .remove(name)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))?;
         Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        lock(&self.fs).clock.unwrap_or_else(crate::now_ms)
     }
 
     fn sync_dir(&self) -> io::Result<()> {

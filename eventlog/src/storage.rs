@@ -31,6 +31,11 @@ pub trait Storage: Send + Sync + Debug + 'static {
     fn lock(&self) -> io::Result<Option<Box<dyn Debug + Send + Sync>>> {
         Ok(None)
     }
+    /// Wall-clock ms for `created_ms` in segment headers and `.torn-<ms>`
+    /// names. A seam so that golden-file tests can fix the clock.
+    fn now_ms(&self) -> u64 {
+        crate::now_ms()
+    }
 }
 
 /// One open file.

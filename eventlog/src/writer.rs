@@ -17,7 +17,7 @@ use crate::reader::LogReader;
 use crate::recovery::{walk, Walk};
 use crate::segment::{segment_name, Seal, SegmentHeader, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::storage::{LogFile, StdStorage, Storage};
-use crate::{now_ms, ChainHash, Head, LogError, LogOptions, NewRecord, Offset};
+use crate::{ChainHash, Head, LogError, LogOptions, NewRecord, Offset};
 
 /// Largest batch one `append` takes (frames included). With segments of at
 /// most [`LogOptions::MAX_SEGMENT_BYTES`] this keeps every byte position of a
@@ -147,7 +147,7 @@ impl Log {
         let file = storage.open(&tail.name, true)?;
         let data_end = tail.scan.data_end;
         if let Some(torn) = &w.torn {
-            let keep = format!("{}.torn-{}", tail.name, now_ms());
+            let keep = format!("{}.torn-{}", tail.name, storage.now_ms());
             let cut = w.tail_bytes.get(data_end as usize..).unwrap_or(&[]);
             let aside = storage.create(&keep)?;
             aside.write_all_at(cut, 0)?;
@@ -165,6 +165,16 @@ impl Log {
                 "cut a torn tail"
             );
         }
+        // What was read may still be only in the page cache (a killed
+        // writer, or a failed fsync that left the pages in place): make it
+        // durable before serving it or appending after it. Only the tail and
+        // the last sealed segment (whose seal is the last step of a roll)
+        // can hold unsynced bytes.
+        file.sync_data()?;
+        if let Some(prev) = w.segments.last() {
+            prev.file.sync_all()?;
+        }
+        storage.sync_dir()?;
         let mut digest = blake3::Hasher::new();
         digest.update(w.tail_bytes.get(..data_end as usize).unwrap_or(&[]));
         let active = Active {
@@ -411,7 +421,7 @@ fn create_segment(
     let tmp = format!("{name}{TMP_SUFFIX}");
     let header = SegmentHeader {
         base,
-        created_ms: now_ms(),
+        created_ms: storage.now_ms(),
         prev_chain,
     }
     .encode();
