@@ -176,7 +176,7 @@ fn empty_body_and_duplicate_keys() {
 fn responses_are_application_json_with_ids_and_timestamps() {
     let owner = User::fresh("owner");
     let (_, records) = new_collection(s(), &owner);
-    let data = json!({"text": "é😀 \u{0} ok", "nested": {"deep": [1, {"x": null}], "t": true}, "n": -3.5, "big": 9007199254740993_u64});
+    let data = json!({"text": "é😀 ok \\ \" \n", "nested": {"deep": [1, {"x": null}], "t": true}, "n": -3.5, "big": 9007199254740993_u64});
     let resp = s()
         .put(&format!("{records}/r1"), &owner, json!({"data": data}))
         .expect(201);
@@ -194,6 +194,23 @@ fn responses_are_application_json_with_ids_and_timestamps() {
         list.json(),
         json!({"data": [expected]}),
         "plural bodies have only `data`"
+    );
+}
+
+/// JSON strings may hold any character, NUL included (the reference
+/// stores and returns it).
+#[test]
+fn nul_characters_in_strings_are_stored() {
+    let owner = User::fresh("owner");
+    let (_, records) = new_collection(s(), &owner);
+    let data = json!({"nul": "a\u{0}b", "\u{0}key": 1});
+    let resp = s()
+        .put(&format!("{records}/r1"), &owner, json!({"data": data}))
+        .expect(201);
+    assert_eq!(resp.data()["nul"], "a\u{0}b");
+    assert_eq!(
+        s().get(&format!("{records}/r1"), &owner).data()["\u{0}key"],
+        1
     );
 }
 

@@ -497,19 +497,26 @@ fn methods_not_allowed_are_405_with_allow() {
 }
 
 #[test]
-fn version_prefix_and_trailing_slashes() {
-    let owner = User::fresh("owner");
-    let (bid, _) = new_collection(s(), &owner);
+fn unversioned_paths_redirect_to_v1() {
     let host = &s().endpoint().host_port;
+    for (path, location) in [
+        ("/buckets", "/v1/buckets"),
+        ("/v1", "/v1/"),
+        ("/buckets/x?a=1", "/v1/buckets/x?a=1"),
+    ] {
+        let resp = s().req("GET", "").raw_path(path).send();
+        assert_eq!(resp.status, 307, "{resp}");
+        assert_eq!(
+            resp.header("Location"),
+            Some(format!("http://{host}{location}").as_str()),
+            "{resp}"
+        );
+    }
+}
 
-    let resp = s().req("GET", "").raw_path("/buckets").user(&owner).send();
-    assert_eq!(resp.status, 307, "{resp}");
-    assert_eq!(
-        resp.header("Location"),
-        Some(format!("http://{host}/v1/buckets").as_str()),
-        "{resp}"
-    );
-
+#[test]
+fn other_api_versions_are_404_116() {
+    let owner = User::fresh("owner");
     let resp = s()
         .req("GET", "")
         .raw_path("/v2/buckets")
@@ -520,16 +527,14 @@ fn version_prefix_and_trailing_slashes() {
         body["message"], "The requested API version is not available on this server.",
         "{resp}"
     );
+}
 
-    let resp = s().req("GET", "").raw_path("/v1").send();
-    assert_eq!(resp.status, 307, "{resp}");
-    assert_eq!(
-        resp.header("Location"),
-        Some(format!("http://{host}/v1/").as_str()),
-        "{resp}"
-    );
-
-    for method in ["GET", "PUT", "DELETE"] {
+#[test]
+fn trailing_slashes_redirect_keeping_the_query() {
+    let owner = User::fresh("owner");
+    let (bid, _) = new_collection(s(), &owner);
+    let host = &s().endpoint().host_port;
+    for method in ["GET", "PUT", "DELETE", "POST"] {
         let resp = s()
             .req(method, &format!("/buckets/{bid}/collections/?a=1&b=2"))
             .user(&owner)
@@ -540,14 +545,28 @@ fn version_prefix_and_trailing_slashes() {
             Some(format!("http://{host}/v1/buckets/{bid}/collections?a=1&b=2").as_str()),
             "{resp}"
         );
+        assert_eq!(resp.header("Cache-Control"), Some("max-age=3600"), "{resp}");
+        assert!(resp.header("Expires").is_some(), "{resp}");
     }
+}
 
-    let resp = s().req("GET", "/unknown").user(&owner).send();
-    assert_eq!(
-        resp.json(),
-        json!({"code": 404, "errno": 111, "error": "Not Found",
-               "message": "The resource you are looking for could not be found."}),
-        "{resp}"
-    );
-    assert_eq!(resp.status, 404);
+#[test]
+fn unknown_paths_are_404_111() {
+    let owner = User::fresh("owner");
+    for path in [
+        "/unknown",
+        "/buckets/b/unknown",
+        "/buckets/b/collections/c/records/r/x",
+    ] {
+        let resp = s().req("GET", path).user(&owner).send();
+        assert_eq!(
+            (resp.status, resp.json()),
+            (
+                404,
+                json!({"code": 404, "errno": 111, "error": "Not Found",
+                       "message": "The resource you are looking for could not be found."})
+            ),
+            "{resp}"
+        );
+    }
 }
