@@ -1,1 +1,49 @@
 //! The `cairn` server: HTTP, auth, permissions and the Kinto API.
+//!
+//! Map of the crate:
+//! - `serve`: startup (log, projections, sequencer, listener) and graceful shutdown.
+//! - `app`: the single HTTP entry point: request → route → handler → response.
+//! - `routes`: the URL table (which paths exist, what they address).
+//! - `request`: the parsed request (`Ctx`) and the caller (`Identity`).
+//! - `body`: content types, JSON and the `{data, permissions}` envelope.
+//! - `objects`: object endpoints (GET/HEAD/PUT/PATCH/DELETE).
+//! - `plural`: plural endpoints (list, create, bulk delete).
+//! - `listing`: list queries: pagination, `_since`/`_before`, `_fields`, pages.
+//! - `filters`: querystring filters and `_sort`: parsing, typing, ordering.
+//! - `patch`: the three PATCH flavours and `Response-Behavior`.
+//! - `access`: loading an object with its ancestors; 401/403/404 decisions.
+//! - `permissions`: Kinto's permission inheritance table, as data.
+//! - `personal_bucket`: implicit creation under `/buckets/default`.
+//! - `default_bucket`: the personal bucket id derivation.
+//! - `sequencer`: the single writer: preconditions, timestamps, group commit.
+//! - `root`: `GET /v1/`, heartbeats, version, CORS preflight.
+//! - `response`: JSON answers and their headers.
+//! - `headers`: ETag, HTTP dates, conditional and timestamp parameters.
+//! - `auth`: Basic Auth user ids.
+//! - `ids`: object id rules and generation.
+//! - `settings`: typed settings from file, `KINTO_*` environment and flags.
+//! - `errors`: the one error type and Kinto's errno table.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod default_bucket;
+pub mod errors;
+pub mod filters;
+pub mod headers;
+pub mod ids;
+pub mod listing;
+pub mod objects;
+pub mod patch;
+pub mod permissions;
+pub mod personal_bucket;
+pub mod plural;
+pub mod request;
+pub mod response;
+pub mod root;
+pub mod routes;
+pub mod sequencer;
+pub mod serve;
+pub mod settings;
+pub mod state;

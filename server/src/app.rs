@@ -1,0 +1,271 @@
+//! The HTTP application: one entry point that turns a request into a
+//! [`Ctx`], resolves its route, calls the handler and renders the answer or
+//! Kinto's error JSON. Built by one function, used by `main` and by tests.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::Router;
+use projections::Resource;
+use serde_json::json;
+
+use crate::access::Target;
+use crate::auth::basic_auth_userid;
+use crate::default_bucket::default_bucket_id;
+use crate::errors::{ApiError, Location};
+use crate::ids::is_valid_id;
+use crate::personal_bucket::DefaultScope;
+use crate::request::{parse_query, Ctx, Identity, AUTHENTICATED};
+use crate::response::{Exposure, Reply};
+use crate::routes::{resolve, Resolved, ResourcePath, Route, OBJECT_METHODS, PLURAL_METHODS};
+use crate::state::AppState;
+use crate::{objects, plural, root};
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The whole application as an axum router.
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<Body> {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let is_head = req.method() == Method::HEAD;
+    let mut resp = match serve(&state, req).await {
+        Ok(reply) => reply.into_response(is_head),
+        Err(Answer::Error(e)) => {
+            let mut r = axum::response::IntoResponse::into_response(e);
+            if is_head {
+                *r.body_mut() = Body::empty();
+            }
+            r
+        }
+        Err(Answer::Raw(r)) => r,
+    };
+    if origin.is_some() {
+        resp.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    resp
+}
+
+/// A response that is not a [`Reply`]: an error, or a redirect.
+enum Answer {
+    Error(ApiError),
+    Raw(Response<Body>),
+}
+
+impl From<ApiError> for Answer {
+    fn from(e: ApiError) -> Self {
+        Answer::Error(e)
+    }
+}
+
+fn redirect(location: String) -> Answer {
+    let body =
+        format!("<html><body>Redirecting to <a href=\"{location}\">{location}</a></body></html>");
+    let r = Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header(header::LOCATION, location)
+        .header(header::CONTENT_TYPE, "text/html")
+        .header(header::CACHE_CONTROL, "max-age=3600")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()));
+    Answer::Raw(r)
+}
+
+async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let route = match resolve(&path) {
+        Resolved::Route(r) => r,
+        Resolved::Redirect(to) => {
+            let q = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            return Err(redirect(format!("{to}{q}")));
+        }
+        Resolved::OtherVersion => return Err(ApiError::version_unavailable().into()),
+        Resolved::NotFound => return Err(ApiError::unknown_url().into()),
+    };
+    if let Some(accept) = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !accepts_json(accept) {
+            return Err(ApiError::not_acceptable().into());
+        }
+    }
+    let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::invalid(
+            Location::Body,
+            None,
+            format!("Request body larger than {MAX_BODY_BYTES} bytes"),
+        )
+    })?;
+    let query = parse_query(parts.uri.query())?;
+    let identity = identify(state, parts.headers.get(header::AUTHORIZATION))?;
+    let ctx = Ctx {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        query,
+        identity,
+        body,
+    };
+    match route {
+        Route::Root => only_get(&ctx)
+            .map(|_| root::root(state, &ctx))
+            .map_err(Answer::from),
+        Route::Heartbeat => only_get(&ctx)
+            .map(|_| root::heartbeat())
+            .map_err(Answer::from),
+        Route::LbHeartbeat => only_get(&ctx)
+            .map(|_| Reply::json(StatusCode::OK, json!({}), None, Exposure::Basic))
+            .map_err(Answer::from),
+        Route::Version => only_get(&ctx)
+            .map(|_| root::version(state))
+            .map_err(Answer::from),
+        Route::Resource(rp) => resource(state, &ctx, rp).await.map_err(Answer::from),
+    }
+}
+
+fn only_get(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.method == Method::GET || ctx.method == Method::HEAD {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed("GET, HEAD"))
+    }
+}
+
+/// Does an `Accept` header allow JSON?
+fn accepts_json(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let mt = part.split(';').next().unwrap_or("").trim();
+        matches!(mt, "*/*" | "application/*" | "application/json" | "") || mt.ends_with("+json")
+    })
+}
+
+/// Resolves the caller: Basic Auth user id (invalid credentials are
+/// anonymous, as in Kinto), then the groups naming them.
+fn identify(state: &AppState, authorization: Option<&HeaderValue>) -> Result<Identity, ApiError> {
+    let Some(uid) = basic_auth_userid(authorization, state.settings.userid_hmac_secret.expose())
+    else {
+        return Ok(Identity::anonymous());
+    };
+    let mut groups = state
+        .projections
+        .groups_of(&uid)
+        .map_err(ApiError::internal)?;
+    for g in state
+        .projections
+        .groups_of(AUTHENTICATED)
+        .map_err(ApiError::internal)?
+    {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    Ok(Identity::authenticated(uid, groups))
+}
+
+/// Turns the URL's ids into a [`Target`], resolving `default` to the
+/// caller's personal bucket.
+fn target_of(
+    state: &AppState,
+    ctx: &Ctx,
+    rp: ResourcePath,
+) -> Result<(Target, DefaultScope), ApiError> {
+    let ResourcePath {
+        resource,
+        parents,
+        id,
+    } = rp;
+    let mut scope = DefaultScope::default();
+    let uses_default = parents.bucket.as_deref() == Some("default")
+        || (resource == Resource::Bucket && id.as_deref() == Some("default"));
+    let mut bucket = parents.bucket.clone();
+    let mut id = id;
+    if uses_default {
+        let Some(uid) = ctx.identity.user_id.clone() else {
+            return Err(ApiError::unauthorized());
+        };
+        let bid = default_bucket_id(state.settings.default_bucket_hmac_secret.expose(), &uid);
+        if resource == Resource::Bucket {
+            id = Some(bid.clone());
+        } else {
+            bucket = Some(bid.clone());
+        }
+        let collection = match resource {
+            Resource::Record => parents.collection.clone(),
+            Resource::Collection => id.clone(),
+            _ => None,
+        };
+        if let Some(c) = &collection {
+            if !is_valid_id(c) {
+                return Err(ApiError::invalid(
+                    Location::Path,
+                    None,
+                    "Invalid collection id",
+                ));
+            }
+        }
+        scope = DefaultScope {
+            user_id: Some(uid),
+            bucket: Some(bid),
+            collection,
+        };
+    }
+    // A parent that could never exist.
+    for p in [&bucket, &parents.collection].into_iter().flatten() {
+        if !is_valid_id(p) {
+            return Err(ApiError::unknown_url());
+        }
+    }
+    Ok((
+        Target {
+            resource,
+            bucket,
+            collection: parents.collection,
+            id,
+        },
+        scope,
+    ))
+}
+
+async fn resource(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Reply, ApiError> {
+    let is_object = rp.id.is_some();
+    let allow = if is_object {
+        OBJECT_METHODS
+    } else {
+        PLURAL_METHODS
+    };
+    let (target, scope) = target_of(state, ctx, rp)?;
+    let m = &ctx.method;
+    if is_object {
+        match *m {
+            Method::GET | Method::HEAD => objects::get(state, ctx, target, scope).await,
+            Method::PUT => objects::put(state, ctx, target, scope).await,
+            Method::PATCH => objects::patch(state, ctx, target, scope).await,
+            Method::DELETE => objects::delete(state, ctx, target, scope).await,
+            Method::OPTIONS => root::preflight(ctx, allow),
+            _ => Err(ApiError::method_not_allowed(allow)),
+        }
+    } else {
+        match *m {
+            Method::GET => plural::list(state, ctx, target, scope, false).await,
+            Method::HEAD => plural::list(state, ctx, target, scope, true).await,
+            Method::POST => plural::post(state, ctx, target, scope).await,
+            Method::DELETE => plural::delete(state, ctx, target, scope).await,
+            Method::OPTIONS => root::preflight(ctx, allow),
+            _ => Err(ApiError::method_not_allowed(allow)),
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Plural GET/HEAD/DELETE query parameters and how a page is produced:
+//! `_limit`, `_token` pagination, `_since` / `_before` / `_to` (answered from
+//! the log through the projections' change index, tombstones included).
+//!
+//! The default order (`-last_modified`) pages straight from the
+//! projections' ordered index in O(page size).
+
+use axum::http::Uri;
+use base64::Engine;
+use projections::Resource;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::errors::{ApiError, Location};
+use crate::filters::{compare_objects, lookup, parse_filter, parse_sort, Filter, Op, SortKey};
+use crate::headers::parse_timestamp_param;
+use crate::request::Ctx;
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// One page of a list.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Value>,
+    /// Objects (not tombstones) matching the query, all pages together.
+    pub total: u64,
+    /// Token for the next page, when there is one.
+    pub next_token: Option<String>,
+}
+
+/// Where the previous page stopped: the last item's sort values (by field
+/// name, dotted names kept whole) and its id. Keyset pagination stays
+/// correct while others write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub last: Map<String, Value>,
+}
+
+impl Token {
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    pub fn decode(s: &str) -> Result<Token, ApiError> {
+        let bad = || {
+            ApiError::invalid(
+                Location::Querystring,
+                Some("_token"),
+                "_token has invalid content",
+            )
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| bad())?;
+        let t: Token = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if !t.last.get("id").is_some_and(Value::is_string) {
+            return Err(bad());
+        }
+        Ok(t)
+    }
+
+    fn of(keys: &[SortKey], obj: &Map<String, Value>) -> Token {
+        let mut last = Map::new();
+        for k in keys {
+            if let Some(v) = lookup(obj, &k.field) {
+                last.insert(k.field.clone(), v.clone());
+            }
+        }
+        if let Some(id) = obj.get("id") {
+            last.insert("id".into(), id.clone());
+        }
+        Token { last }
+    }
+
+    /// `(last_modified, id)` for the default order's fast path.
+    fn position(&self) -> (u64, String) {
+        (
+            self.last
+                .get("last_modified")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX),
+            self.last
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        )
+    }
+}
+
+/// The parsed query of a plural request.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub limit: u64,
+    pub token: Option<Token>,
+    pub since: Option<u64>,
+    pub before: Option<u64>,
+    /// `_to` was used (deprecated: answer with an `Alert`).
+    pub deprecated_to: bool,
+    pub filters: Vec<Filter>,
+    pub sort: Vec<SortKey>,
+    /// `_fields`: keep only these (plus `id` and `last_modified`).
+    pub fields: Option<Vec<String>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl ListQuery {
+    pub fn parse(ctx: &Ctx, _resource: Resource, settings: &Settings) -> Result<Self, ApiError> {
+        let now = now_ms();
+        let max = settings.storage_max_fetch_size.max(1);
+        let mut limit = settings
+            .paginate_by
+            .filter(|p| *p > 0)
+            .unwrap_or(max)
+            .min(max);
+        if let Some(l) = ctx.query_value("_limit") {
+            let n: u64 = l.parse().map_err(|_| {
+                ApiError::invalid(
+                    Location::Querystring,
+                    Some("_limit"),
+                    format!("\"{l}\" is not a number"),
+                )
+            })?;
+            if n > 0 {
+                limit = n.min(limit);
+            }
+        }
+        let token = ctx
+            .query_value("_token")
+            .filter(|t| !t.is_empty())
+            .map(Token::decode)
+            .transpose()?;
+        let ts = |name: &str| {
+            ctx.query_value(name)
+                .map(|v| parse_timestamp_param(name, v, now))
+                .transpose()
+        };
+        let since = ts("_since")?;
+        let before = ts("_before")?;
+        let to = ts("_to")?;
+        let mut filters = Vec::new();
+        for (k, v) in &ctx.query {
+            if k.starts_with('_') {
+                continue;
+            }
+            let f = parse_filter(k, v)?;
+            if f.on_last_modified() && f.op != Op::Has {
+                for v in f
+                    .value
+                    .as_array()
+                    .map(|a| a.to_vec())
+                    .unwrap_or_else(|| vec![f.value.clone()])
+                {
+                    parse_timestamp_param(k, &v.to_string(), now)?;
+                }
+            }
+            filters.push(f);
+        }
+        let sort = parse_sort(ctx.query_value("_sort"))?;
+        let fields = ctx.query_value("_fields").map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+        Ok(ListQuery {
+            limit,
+            token,
+            since,
+            before: before.or(to),
+            deprecated_to: to.is_some(),
+            filters,
+            sort,
+            fields,
+        })
+    }
+
+    fn default_sort(&self) -> bool {
+        self.sort
+            == [SortKey {
+                field: "last_modified".into(),
+                descending: true,
+            }]
+    }
+
+    /// Tombstones are part of the answer only when the query is about
+    /// time (spec section 8).
+    fn changes_mode(&self) -> bool {
+        self.since.is_some()
+            || self.before.is_some()
+            || self.filters.iter().any(Filter::on_last_modified)
+    }
+
+    fn keep(&self, obj: &Map<String, Value>) -> bool {
+        self.filters.iter().all(|f| f.matches(obj))
+    }
+
+    /// Produces the page. `visible` says which ids the caller may see;
+    /// `tombstones` whether deleted objects may be shown (only to readers of
+    /// the whole list: a deleted object's own ACL is gone).
+    pub fn run(
+        &self,
+        state: &AppState,
+        parent: &str,
+        resource: Resource,
+        visible: &dyn Fn(&str) -> bool,
+        tombstones: bool,
+    ) -> Result<Page, ApiError> {
+        if self.changes_mode() {
+            return self.run_changes(state, parent, resource, visible, tombstones);
+        }
+        if self.default_sort() && self.filters.is_empty() {
+            return self.run_default(state, parent, resource, visible, tombstones);
+        }
+        let mut all = Vec::new();
+        for obj in state.projections.list(parent, resource, None) {
+            let obj = obj.map_err(ApiError::internal)?;
+            if visible(obj.data.get("id").and_then(Value::as_str).unwrap_or(""))
+                && self.keep(&obj.data)
+            {
+                all.push((obj.data, false));
+            }
+        }
+        Ok(self.paginate(all))
+    }
+
+    /// Default order, no filter: straight from the ordered index, O(page).
+    fn run_default(
+        &self,
+        state: &AppState,
+        parent: &str,
+        resource: Resource,
+        visible: &dyn Fn(&str) -> bool,
+        all_visible: bool,
+    ) -> Result<Page, ApiError> {
+        let p = &state.projections;
+        let after = self.token.as_ref().map(Token::position);
+        let mut items = Vec::new();
+        let mut next_token = None;
+        for obj in p.list(parent, resource, after) {
+            let obj = obj.map_err(ApiError::internal)?;
+            let id = obj
+                .data
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if !visible(&id) {
+                continue;
+            }
+            if items.len() as u64 >= self.limit {
+                if let Some(last) = items.last() {
+                    next_token = Some(Token::of(&self.sort, last).encode());
+                }
+                break;
+            }
+            items.push(obj.data);
+        }
+        let total = if all_visible {
+            p.count(parent, resource).map_err(ApiError::internal)?
+        } else {
+            let mut n = 0;
+            for obj in p.list(parent, resource, None) {
+                if visible(
+                    obj.map_err(ApiError::internal)?
+                        .data
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                ) {
+                    n += 1;
+                }
+            }
+            n
+        };
+        Ok(Page {
+            items: items.into_iter().map(|o| self.project(o)).collect(),
+            total,
+            next_token,
+        })
+    }
+
+    fn run_changes(
+        &self,
+        state: &AppState,
+        parent: &str,
+        resource: Resource,
+        visible: &dyn Fn(&str) -> bool,
+        tombstones: bool,
+    ) -> Result<Page, ApiError> {
+        let changes = state
+            .projections
+            .changes(parent, resource, self.since, self.before)
+            .map_err(ApiError::internal)?;
+        let mut all = Vec::new();
+        for ch in changes {
+            let (obj, deleted) = match ch.object {
+                Some(o) if visible(&ch.id) => (o.data, false),
+                None if tombstones => {
+                    let mut m = Map::new();
+                    m.insert("id".into(), Value::String(ch.id));
+                    m.insert("last_modified".into(), Value::from(ch.last_modified));
+                    m.insert("deleted".into(), Value::Bool(true));
+                    (m, true)
+                }
+                _ => continue,
+            };
+            if self.keep(&obj) {
+                all.push((obj, deleted));
+            }
+        }
+        Ok(self.paginate(all))
+    }
+
+    /// Sorts, skips past the token, cuts a page.
+    fn paginate(&self, mut all: Vec<(Map<String, Value>, bool)>) -> Page {
+        let total = all.iter().filter(|(_, deleted)| !deleted).count() as u64;
+        all.sort_by(|a, b| compare_objects(&self.sort, &a.0, &b.0));
+        let start = match &self.token {
+            Some(t) => all.partition_point(|(o, _)| {
+                compare_objects(&self.sort, o, &t.last) != std::cmp::Ordering::Greater
+            }),
+            None => 0,
+        };
+        let rest = &all[start.min(all.len())..];
+        let take = (self.limit as usize).min(rest.len());
+        let next_token = (rest.len() > take && take > 0)
+            .then(|| Token::of(&self.sort, &rest[take - 1].0).encode());
+        let items = rest[..take]
+            .iter()
+            .map(|(o, _)| self.project(o.clone()))
+            .collect();
+        Page {
+            items,
+            total,
+            next_token,
+        }
+    }
+
+    /// Applies `_fields` (keeping `id`, `last_modified` and, on tombstones,
+    /// `deleted`).
+    pub fn project(&self, obj: Map<String, Value>) -> Value {
+        let Some(fields) = &self.fields else {
+            return Value::Object(obj);
+        };
+        Value::Object(select_fields(&obj, fields))
+    }
+
+    /// The `Next-Page` URL: this request's URL with `_token` replaced and
+    /// `_limit` set to the page size.
+    pub fn next_page_url(&self, ctx: &Ctx, token: &str) -> String {
+        let mut pairs: Vec<String> = ctx
+            .query
+            .iter()
+            .filter(|(k, _)| k != "_token" && k != "_limit")
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        pairs.push(format!("_limit={}", self.limit));
+        pairs.push(format!("_token={token}"));
+        let uri: &Uri = &ctx.uri;
+        format!("{}{}?{}", ctx.origin(), uri.path(), pairs.join("&"))
+    }
+}
+
+/// Keeps the named (possibly dotted) fields, plus `id`, `last_modified`,
+/// `deleted`; nested paths keep their enclosing objects.
+pub fn select_fields(obj: &Map<String, Value>, fields: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for k in ["id", "last_modified", "deleted"] {
+        if let Some(v) = obj.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    for f in fields {
+        if let Some(v) = obj.get(f.as_str()) {
+            out.insert(f.clone(), v.clone());
+            continue;
+        }
+        if let Some(v) = lookup(obj, f) {
+            insert_path(&mut out, f, v.clone());
+        }
+    }
+    out
+}
+
+/// Sets `a.b.c` in `out`, creating the enclosing objects.
+fn insert_path(out: &mut Map<String, Value>, path: &str, v: Value) {
+    match path.split_once('.') {
+        None => {
+            out.insert(path.to_owned(), v);
+        }
+        Some((head, rest)) => {
+            let e = out
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !e.is_object() {
+                *e = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = e {
+                insert_path(m, rest, v);
+            }
+        }
+    }
+}
+
+/// Percent-encodes a query component.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trips_and_rejects_garbage() {
+        let t = Token {
+            last: serde_json::json!({"last_modified": 42, "id": "a-b"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        assert_eq!(Token::decode(&t.encode()).unwrap(), t);
+        assert!(Token::decode("!!!").is_err());
+        assert!(Token::decode("e30").is_err()); // "{}"
+    }
+}

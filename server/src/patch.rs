@@ -1,0 +1,387 @@
+//! PATCH semantics (spec section 3): plain JSON (top-level merge),
+//! JSON Merge Patch (RFC 7396) and JSON Patch (RFC 6902, with Kinto's set
+//! operations on `/permissions/{read,write}/<principal>`), and the
+//! `Response-Behavior` header.
+
+use projections::{Permissions, Resource, StoredObject};
+use serde_json::{json, Map, Value};
+
+use crate::body::{parse_envelope, PatchKind};
+use crate::errors::{ApiError, Location};
+use crate::permissions::parse_permissions;
+
+/// A parsed PATCH body, validated before it reaches the sequencer.
+#[derive(Debug, Clone)]
+pub enum PatchRequest {
+    Plain {
+        data: Option<Map<String, Value>>,
+        permissions: Option<Map<String, Value>>,
+    },
+    Merge {
+        data: Option<Map<String, Value>>,
+        permissions: Option<Map<String, Value>>,
+    },
+    JsonPatch {
+        ops: Vec<Value>,
+    },
+}
+
+fn at_least_one() -> ApiError {
+    ApiError::invalid(
+        Location::Body,
+        Some("data"),
+        "Provide at least one of data or permissions",
+    )
+}
+
+impl PatchRequest {
+    pub fn parse(kind: PatchKind, body: Value, resource: Resource) -> Result<Self, ApiError> {
+        match kind {
+            PatchKind::JsonPatch => {
+                let Value::Array(ops) = body else {
+                    return Err(ApiError::invalid(
+                        Location::Body,
+                        None,
+                        format!("{body} is not a list"),
+                    ));
+                };
+                for op in &ops {
+                    if !op.is_object()
+                        || op.get("op").and_then(Value::as_str).is_none()
+                        || op.get("path").and_then(Value::as_str).is_none()
+                    {
+                        return Err(ApiError::invalid(
+                            Location::Body,
+                            None,
+                            format!("Invalid JSON Patch operation: {op}"),
+                        ));
+                    }
+                }
+                Ok(PatchRequest::JsonPatch { ops })
+            }
+            PatchKind::Plain | PatchKind::Merge => {
+                // Validate the shape (unknown keys, data type, permission
+                // names) with the envelope rules; `null` permission types
+                // mean "empty this type" and pass validation as `[]`.
+                let mut checked = body.clone();
+                if let Some(Value::Object(p)) = checked.get_mut("permissions") {
+                    for v in p.values_mut() {
+                        if v.is_null() {
+                            *v = json!([]);
+                        }
+                    }
+                }
+                let env = parse_envelope(checked, resource)?;
+                if env.data.is_none() && env.permissions.is_none() {
+                    return Err(at_least_one());
+                }
+                let permissions = body.get("permissions").and_then(Value::as_object).cloned();
+                Ok(if kind == PatchKind::Plain {
+                    PatchRequest::Plain {
+                        data: env.data,
+                        permissions,
+                    }
+                } else {
+                    PatchRequest::Merge {
+                        data: env.data,
+                        permissions,
+                    }
+                })
+            }
+        }
+    }
+
+    /// The object's new data and permissions.
+    pub fn apply(
+        &self,
+        obj: &StoredObject,
+        resource: Resource,
+    ) -> Result<(Map<String, Value>, Permissions), ApiError> {
+        match self {
+            PatchRequest::Plain { data, permissions } => {
+                let mut d = obj.data.clone();
+                if let Some(patch) = data {
+                    for (k, v) in patch {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+                let mut p = obj.permissions.clone();
+                if let Some(perms) = permissions {
+                    for (k, v) in perms {
+                        let list = principals(v);
+                        if list.is_empty() {
+                            p.remove(k);
+                        } else {
+                            p.insert(k.clone(), list);
+                        }
+                    }
+                }
+                Ok((d, p))
+            }
+            PatchRequest::Merge { data, permissions } => {
+                let mut d = Value::Object(obj.data.clone());
+                if let Some(patch) = data {
+                    merge(&mut d, &Value::Object(patch.clone()));
+                }
+                let mut p = obj.permissions.clone();
+                if let Some(perms) = permissions {
+                    for (k, v) in perms {
+                        let list = principals(v);
+                        if list.is_empty() {
+                            p.remove(k);
+                        } else {
+                            p.insert(k.clone(), list);
+                        }
+                    }
+                }
+                Ok((into_map(d), p))
+            }
+            PatchRequest::JsonPatch { ops } => apply_json_patch(obj, resource, ops),
+        }
+    }
+}
+
+fn principals(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn into_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// RFC 7396: objects merge recursively, `null` removes, anything else
+/// replaces (a non-object target becomes an object first).
+pub fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+fn patch_failed(reason: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(
+        Location::Body,
+        None,
+        format!("JSON Patch operation failed: {reason}"),
+    )
+}
+
+fn apply_json_patch(
+    obj: &StoredObject,
+    resource: Resource,
+    ops: &[Value],
+) -> Result<(Map<String, Value>, Permissions), ApiError> {
+    let mut doc = json!({
+        "data": Value::Object(obj.data.clone()),
+        "permissions": serde_json::to_value(&obj.permissions).unwrap_or_else(|_| json!({})),
+    });
+    for op in ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
+        let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+        // Kinto treats `/permissions/{read,write}/<principal>` as set
+        // membership: add or remove one principal.
+        let segs: Vec<&str> = path.splitn(4, '/').collect();
+        if let ["", "permissions", perm @ ("read" | "write"), principal] = segs.as_slice() {
+            let principal = principal.replace("~1", "/").replace("~0", "~");
+            let perms = doc["permissions"]
+                .as_object_mut()
+                .ok_or_else(|| patch_failed("permissions"))?;
+            let list = perms.entry(perm.to_string()).or_insert_with(|| json!([]));
+            let Value::Array(arr) = list else {
+                return Err(patch_failed("permissions are not a list"));
+            };
+            match kind {
+                "add" => {
+                    if !arr.iter().any(|v| v.as_str() == Some(&principal)) {
+                        arr.push(Value::String(principal));
+                    }
+                }
+                "remove" => arr.retain(|v| v.as_str() != Some(&principal)),
+                other => {
+                    return Err(patch_failed(format!(
+                        "operation {other} on a permission set"
+                    )))
+                }
+            }
+            continue;
+        }
+        let one: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
+            .map_err(|e| {
+                patch_failed(
+                    e.to_string()
+                        .replace("missing field `value`", "does not contain a 'value' member"),
+                )
+            })?;
+        json_patch::patch(&mut doc, &one).map_err(patch_failed)?;
+    }
+    let Value::Object(mut top) = doc else {
+        return Err(patch_failed("document"));
+    };
+    let data = match top.remove("data") {
+        Some(Value::Object(m)) => m,
+        _ => {
+            return Err(ApiError::invalid(
+                Location::Body,
+                Some("data"),
+                "data is not a mapping type",
+            ))
+        }
+    };
+    let perms_value = top.remove("permissions").unwrap_or_else(|| json!({}));
+    let perms = parse_permissions(resource, &perms_value)?;
+    Ok((
+        data,
+        perms.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
+    ))
+}
+
+/// What a PATCH answers with (`Response-Behavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBehavior {
+    Full,
+    Light,
+    Diff,
+}
+
+impl ResponseBehavior {
+    pub fn from_header(v: Option<&str>) -> Result<Self, ApiError> {
+        match v {
+            None | Some("full") => Ok(ResponseBehavior::Full),
+            Some("light") => Ok(ResponseBehavior::Light),
+            Some("diff") => Ok(ResponseBehavior::Diff),
+            Some(other) => Err(ApiError::invalid(
+                Location::Header,
+                Some("Response-Behavior"),
+                format!("'{other}' is not one of ['full', 'light', 'diff']"),
+            )),
+        }
+    }
+
+    /// `full`: the whole envelope; `light`: the keys sent; `diff`: the keys
+    /// sent whose stored value differs from what was sent.
+    pub fn render(self, request: &PatchRequest, stored: &StoredObject, full: Value) -> Value {
+        let sent = match request {
+            PatchRequest::Plain { data, .. } | PatchRequest::Merge { data, .. } => {
+                data.clone().unwrap_or_default()
+            }
+            PatchRequest::JsonPatch { .. } => return full,
+        };
+        let pick = |keep_same: bool| {
+            let mut out = Map::new();
+            for (k, v) in &sent {
+                if let Some(now) = stored.data.get(k) {
+                    if keep_same || now != v {
+                        out.insert(k.clone(), now.clone());
+                    }
+                }
+            }
+            json!({"data": Value::Object(out)})
+        };
+        match self {
+            ResponseBehavior::Full => full,
+            ResponseBehavior::Light => pick(true),
+            ResponseBehavior::Diff => pick(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(data: Value, perms: Value) -> StoredObject {
+        StoredObject {
+            last_modified: 1,
+            data: data.as_object().unwrap().clone(),
+            permissions: serde_json::from_value(perms).unwrap(),
+        }
+    }
+
+    #[test]
+    fn merge_patch_example_from_the_spec() {
+        let o = obj(json!({"a":1,"o":{"x":1,"y":2},"l":[1,2]}), json!({}));
+        let r = PatchRequest::parse(
+            PatchKind::Merge,
+            json!({"data":{"a":null,"o":{"x":null,"z":3},"l":[3]}}),
+            Resource::Record,
+        )
+        .unwrap();
+        let (d, _) = r.apply(&o, Resource::Record).unwrap();
+        assert_eq!(Value::Object(d), json!({"o":{"y":2,"z":3},"l":[3]}));
+    }
+
+    #[test]
+    fn plain_patch_replaces_top_level_and_permission_types() {
+        let o = obj(
+            json!({"a":{"x":1},"b":2}),
+            json!({"read":["x"],"write":["w"]}),
+        );
+        let r = PatchRequest::parse(
+            PatchKind::Plain,
+            json!({"data":{"a":{"y":1},"c":null},"permissions":{"read":null}}),
+            Resource::Record,
+        )
+        .unwrap();
+        let (d, p) = r.apply(&o, Resource::Record).unwrap();
+        assert_eq!(Value::Object(d), json!({"a":{"y":1},"b":2,"c":null}));
+        assert_eq!(serde_json::to_value(p).unwrap(), json!({"write":["w"]}));
+        assert!(PatchRequest::parse(PatchKind::Plain, json!({}), Resource::Record).is_err());
+    }
+
+    #[test]
+    fn json_patch_with_permission_sets() {
+        let o = obj(json!({"l":[1]}), json!({"write":["w"]}));
+        let r = PatchRequest::parse(
+            PatchKind::JsonPatch,
+            json!([
+                {"op":"add","path":"/data/l/-","value":2},
+                {"op":"add","path":"/permissions/read/system.Everyone"},
+                {"op":"remove","path":"/permissions/write/w"}
+            ]),
+            Resource::Record,
+        )
+        .unwrap();
+        let (d, p) = r.apply(&o, Resource::Record).unwrap();
+        assert_eq!(Value::Object(d), json!({"l":[1,2]}));
+        assert_eq!(
+            serde_json::to_value(p).unwrap(),
+            json!({"read":["system.Everyone"]})
+        );
+        let bad = PatchRequest::parse(
+            PatchKind::JsonPatch,
+            json!([{"op":"test","path":"/data/l","value":[9]}]),
+            Resource::Record,
+        )
+        .unwrap();
+        assert!(bad.apply(&o, Resource::Record).is_err());
+        // A string where a principal list belongs is refused, not split.
+        let s = PatchRequest::parse(
+            PatchKind::JsonPatch,
+            json!([{"op":"add","path":"/permissions/read","value":"abc"}]),
+            Resource::Record,
+        )
+        .unwrap();
+        assert!(s.apply(&o, Resource::Record).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Service endpoints: `GET /v1/` (server info and the caller), the
+//! heartbeats, `/__version__`, and CORS preflight answers.
+
+use axum::http::{HeaderName, StatusCode};
+use serde_json::{json, Value};
+
+use crate::default_bucket::default_bucket_id;
+use crate::errors::{ApiError, Location};
+use crate::request::Ctx;
+use crate::response::{Exposure, Reply};
+use crate::state::AppState;
+
+/// `GET /v1/`.
+pub fn root(state: &AppState, ctx: &Ctx) -> Reply {
+    let s = &state.settings;
+    let mut body = json!({
+        "project_name": s.project_name,
+        "project_version": s.project_version,
+        "http_api_version": s.http_api_version,
+        "project_docs": "https://kinto.readthedocs.io/",
+        "url": format!("{}/v1/", ctx.origin()),
+        "config": Value::Null,
+        "settings": {
+            "batch_max_requests": s.batch_max_requests,
+            "explicit_permissions": true,
+            "readonly": s.readonly,
+        },
+        "capabilities": {
+            "basicauth": {
+                "description": "Very basic authentication sessions. Not for production use.",
+                "url": "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
+            },
+            "default_bucket": {
+                "description": "The default bucket is an alias for a personal bucket where collections are created implicitly.",
+                "url": "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default",
+            },
+        },
+    });
+    if let Some(uid) = &ctx.identity.user_id {
+        body["user"] = json!({
+            "id": uid,
+            "principals": ctx.identity.principals,
+            "bucket": default_bucket_id(s.default_bucket_hmac_secret.expose(), uid),
+        });
+    }
+    Reply::json(StatusCode::OK, body, None, Exposure::Basic)
+}
+
+/// `GET /__heartbeat__`: the log and projections answer if this runs.
+pub fn heartbeat() -> Reply {
+    Reply::json(
+        StatusCode::OK,
+        json!({"storage": true, "permission": true, "cache": true}),
+        None,
+        Exposure::Basic,
+    )
+}
+
+/// `GET /__version__`.
+pub fn version(state: &AppState) -> Reply {
+    Reply::json(
+        StatusCode::OK,
+        json!({
+            "name": "cairn",
+            "version": env!("CARGO_PKG_VERSION"),
+            "source": "https://github.com/cairn/cairn",
+            "commit": option_env!("CAIRN_COMMIT").unwrap_or("unknown"),
+            "kinto_compatible": state.settings.project_version,
+        }),
+        None,
+        Exposure::Basic,
+    )
+}
+
+/// CORS preflight (`OPTIONS`): needs `Origin` and
+/// `Access-Control-Request-Method`; echoes the requested headers.
+pub fn preflight(ctx: &Ctx, allow: &'static str) -> Result<Reply, ApiError> {
+    if ctx.header_str("origin").is_none() {
+        return Err(ApiError::invalid(
+            Location::Header,
+            Some("Origin"),
+            "this header is mandatory",
+        ));
+    }
+    let Some(method) = ctx.header_str("access-control-request-method") else {
+        return Err(ApiError::invalid(
+            Location::Header,
+            Some("Access-Control-Request-Method"),
+            "this header is mandatory",
+        ));
+    };
+    if !allow.split(", ").any(|m| m.eq_ignore_ascii_case(method)) {
+        return Err(ApiError::invalid(
+            Location::Header,
+            Some("Access-Control-Request-Method"),
+            "Method not allowed",
+        ));
+    }
+    let requested = ctx
+        .header_str("access-control-request-headers")
+        .unwrap_or("");
+    let mut allowed: Vec<&str> = requested
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    allowed.extend([
+        "Alert",
+        "Backoff",
+        "Retry-After",
+        "Content-Type",
+        "Content-Length",
+        "ETag",
+        "Last-Modified",
+        "Next-Page",
+        "Total-Objects",
+        "Total-Records",
+    ]);
+    Ok(
+        Reply::json(StatusCode::OK, Value::Null, None, Exposure::Basic)
+            .with_header(
+                HeaderName::from_static("access-control-allow-methods"),
+                allow.replace(", ", ","),
+            )
+            .with_header(
+                HeaderName::from_static("access-control-allow-headers"),
+                allowed.join(", "),
+            )
+            .with_header(HeaderName::from_static("access-control-max-age"), "3600"),
+    )
+}
