@@ -45,6 +45,8 @@ pub struct Server {
     data: Option<PathBuf>,
     /// Extra environment given to the spawned process (kept across restarts).
     env: Vec<(String, String)>,
+    /// See [`Options::omit_secrets`].
+    omit_secrets: bool,
     /// User ids as reported by `GET /` (cache: one request per user).
     userids: Mutex<HashMap<(String, String), String>>,
 }
@@ -115,6 +117,8 @@ fn free_port() -> u16 {
 #[derive(Debug, Default, Clone)]
 pub struct Options {
     pub env: Vec<(String, String)>,
+    /// Do not pass the test secrets: the server generates its own.
+    pub omit_secrets: bool,
 }
 
 impl Server {
@@ -142,6 +146,7 @@ impl Server {
             proc: None,
             data: None,
             env: Vec::new(),
+            omit_secrets: false,
             userids: Mutex::new(HashMap::new()),
         }
     }
@@ -165,6 +170,7 @@ impl Server {
             proc: None,
             data: Some(data.to_path_buf()),
             env: opts.env,
+            omit_secrets: opts.omit_secrets,
             userids: Mutex::new(HashMap::new()),
         };
         server.spawn(cleanup);
@@ -197,10 +203,12 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("KINTO_USERID_HMAC_SECRET", USERID_HMAC_SECRET).env(
-            "KINTO_DEFAULT_BUCKET_HMAC_SECRET",
-            DEFAULT_BUCKET_HMAC_SECRET,
-        );
+        if !self.omit_secrets {
+            cmd.env("KINTO_USERID_HMAC_SECRET", USERID_HMAC_SECRET).env(
+                "KINTO_DEFAULT_BUCKET_HMAC_SECRET",
+                DEFAULT_BUCKET_HMAC_SECRET,
+            );
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
