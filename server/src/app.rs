@@ -110,7 +110,7 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
         )
     })?;
     let query = parse_query(parts.uri.query())?;
-    let identity = identify(state, parts.headers.get(header::AUTHORIZATION))?;
+    let identity = identify(state, parts.headers.get(header::AUTHORIZATION)).await?;
     let ctx = Ctx {
         request_id: uuid::Uuid::new_v4().to_string(),
         method: parts.method,
@@ -134,6 +134,9 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
             .map(|_| root::version(state))
             .map_err(Answer::from),
         Route::Resource(rp) => resource(state, &ctx, rp).await.map_err(Answer::from),
+        Route::Plugin(p) => crate::plugins::handle(state, &ctx, p)
+            .await
+            .map_err(Answer::from),
     }
 }
 
@@ -153,12 +156,20 @@ fn accepts_json(accept: &str) -> bool {
     })
 }
 
-/// Resolves the caller: Basic Auth user id (invalid credentials are
+/// Resolves the caller: plugin policies (accounts) first, then the Basic Auth user id (invalid credentials are
 /// anonymous, as in Kinto), then the groups naming them.
-fn identify(state: &AppState, authorization: Option<&HeaderValue>) -> Result<Identity, ApiError> {
-    let Some(uid) = basic_auth_userid(authorization, state.settings.userid_hmac_secret.expose())
-    else {
-        return Ok(Identity::anonymous());
+async fn identify(
+    state: &AppState,
+    authorization: Option<&HeaderValue>,
+) -> Result<Identity, ApiError> {
+    let uid = match crate::plugins::authenticate(state, authorization).await? {
+        Some(uid) => uid,
+        None => {
+            match basic_auth_userid(authorization, state.settings.userid_hmac_secret.expose()) {
+                Some(uid) => uid,
+                None => return Ok(Identity::anonymous()),
+            }
+        }
     };
     let mut groups = state
         .projections

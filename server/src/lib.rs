@@ -13,6 +13,7 @@
 //! - `patch`: the three PATCH flavours and `Response-Behavior`.
 //! - `access`: loading an object with its ancestors; 401/403/404 decisions.
 //! - `permissions`: Kinto's permission inheritance table, as data.
+//! - `plugins`: accounts, history, permissions endpoint, flush… behind hooks.
 //! - `personal_bucket`: implicit creation under `/buckets/default`.
 //! - `default_bucket`: the personal bucket id derivation.
 //! - `sequencer`: the single writer: preconditions, timestamps, group commit.
@@ -38,6 +39,7 @@ pub mod objects;
 pub mod patch;
 pub mod permissions;
 pub mod personal_bucket;
+pub mod plugins;
 pub mod plural;
 pub mod request;
 pub mod response;

@@ -36,6 +36,9 @@ pub fn root(state: &AppState, ctx: &Ctx) -> Reply {
             },
         },
     });
+    if let Some(caps) = body["capabilities"].as_object_mut() {
+        caps.extend(crate::plugins::capabilities(state));
+    }
     if let Some(uid) = &ctx.identity.user_id {
         body["user"] = json!({
             "id": uid,

@@ -33,6 +33,8 @@ pub enum Route {
     LbHeartbeat,
     Version,
     Resource(ResourcePath),
+    /// Served by a plugin (accounts, history, permissions, flush…).
+    Plugin(crate::plugins::PluginRoute),
 }
 
 /// Methods of an object endpoint, in the reference's `Allow` order.
@@ -82,6 +84,9 @@ pub fn resolve(path: &str) -> Resolved {
         "/__lbheartbeat__" => return Resolved::Route(Route::LbHeartbeat),
         "/__version__" => return Resolved::Route(Route::Version),
         _ => {}
+    }
+    if let Some(p) = crate::plugins::resolve(rest) {
+        return Resolved::Route(Route::Plugin(p));
     }
     let segs: Vec<&str> = rest[1..].split('/').collect();
     match parse_resource(&segs) {
