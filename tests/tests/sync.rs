@@ -295,7 +295,7 @@ fn tombstones_are_not_shown_through_a_deleted_acl() {
 #[test]
 fn a_poller_sees_every_change_exactly_once() {
     const WRITERS: usize = 3;
-    const OPS: usize = 60;
+    const OPS: usize = 150;
     let owner = User::fresh("owner");
     let (_, records) = new_collection(s(), &owner);
     let start = s().get(&records, &owner).expect(200).etag();
