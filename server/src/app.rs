@@ -18,6 +18,7 @@ use crate::personal_bucket::DefaultScope;
 use crate::request::{parse_query, Ctx, Identity, AUTHENTICATED};
 use crate::response::{Exposure, Reply};
 use crate::routes::{resolve, Resolved, ResourcePath, Route, OBJECT_METHODS, PLURAL_METHODS};
+use crate::sequencer::WriteFn;
 use crate::state::AppState;
 use crate::{objects, plural, root};
 
@@ -120,23 +121,22 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
         identity,
         body,
     };
+    dispatch(state, &ctx, route).await.map_err(Answer::from)
+}
+
+/// Serves a resolved route (also used for the sub-requests of a batch).
+pub async fn dispatch(state: &AppState, ctx: &Ctx, route: Route) -> Result<Reply, ApiError> {
     match route {
-        Route::Root => only_get(&ctx)
-            .map(|_| root::root(state, &ctx))
-            .map_err(Answer::from),
-        Route::Heartbeat => only_get(&ctx)
-            .map(|_| root::heartbeat())
-            .map_err(Answer::from),
-        Route::LbHeartbeat => only_get(&ctx)
-            .map(|_| Reply::json(StatusCode::OK, json!({}), None, Exposure::Basic))
-            .map_err(Answer::from),
-        Route::Version => only_get(&ctx)
-            .map(|_| root::version(state))
-            .map_err(Answer::from),
-        Route::Resource(rp) => resource(state, &ctx, rp).await.map_err(Answer::from),
-        Route::Plugin(p) => crate::plugins::handle(state, &ctx, p)
-            .await
-            .map_err(Answer::from),
+        Route::Root => only_get(ctx).map(|_| root::root(state, ctx)),
+        Route::Heartbeat => only_get(ctx).map(|_| root::heartbeat()),
+        Route::LbHeartbeat => {
+            only_get(ctx).map(|_| Reply::json(StatusCode::OK, json!({}), None, Exposure::Basic))
+        }
+        Route::Version => only_get(ctx).map(|_| root::version(state)),
+        // Boxed: a batch dispatches its sub-requests (never another batch).
+        Route::Batch => Box::pin(crate::batch::batch(state, ctx)).await,
+        Route::Resource(rp) => resource(state, ctx, rp).await,
+        Route::Plugin(p) => crate::plugins::handle(state, ctx, p).await,
     }
 }
 
@@ -158,7 +158,7 @@ fn accepts_json(accept: &str) -> bool {
 
 /// Resolves the caller: plugin policies (accounts) first, then the Basic Auth user id (invalid credentials are
 /// anonymous, as in Kinto), then the groups naming them.
-async fn identify(
+pub async fn identify(
     state: &AppState,
     authorization: Option<&HeaderValue>,
 ) -> Result<Identity, ApiError> {
@@ -189,7 +189,7 @@ async fn identify(
 
 /// Turns the URL's ids into a [`Target`], resolving `default` to the
 /// caller's personal bucket.
-fn target_of(
+pub(crate) fn target_of(
     state: &AppState,
     ctx: &Ctx,
     rp: ResourcePath,
@@ -251,7 +251,24 @@ fn target_of(
     ))
 }
 
-async fn resource(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Reply, ApiError> {
+/// What a resource request needs: an answer already computed (reads), or
+/// a write for the sequencer.
+pub enum Plan {
+    Done(Reply),
+    Write(WriteFn),
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Plan::Done(r) => f.debug_tuple("Done").field(r).finish(),
+            Plan::Write(_) => f.write_str("Write(..)"),
+        }
+    }
+}
+
+/// Runs the read or prepares the write a resource request asks for.
+pub async fn plan(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Plan, ApiError> {
     let is_object = rp.id.is_some();
     let allow = if is_object {
         OBJECT_METHODS
@@ -259,24 +276,48 @@ async fn resource(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Reply
         PLURAL_METHODS
     };
     let (target, scope) = target_of(state, ctx, rp)?;
+    let done = Plan::Done;
+    let write = Plan::Write;
     let m = &ctx.method;
     if is_object {
         match *m {
-            Method::GET | Method::HEAD => objects::get(state, ctx, target, scope).await,
-            Method::PUT => objects::put(state, ctx, target, scope).await,
-            Method::PATCH => objects::patch(state, ctx, target, scope).await,
-            Method::DELETE => objects::delete(state, ctx, target, scope).await,
-            Method::OPTIONS => root::preflight(ctx, allow),
+            Method::GET | Method::HEAD => objects::get(state, ctx, target, scope).await.map(done),
+            Method::PUT => objects::put(state, ctx, target, scope).map(write),
+            Method::PATCH => objects::patch(state, ctx, target, scope).map(write),
+            Method::DELETE => objects::delete(state, ctx, target, scope).map(write),
+            Method::OPTIONS => root::preflight(ctx, allow).map(done),
             _ => Err(ApiError::method_not_allowed(allow)),
         }
     } else {
         match *m {
-            Method::GET => plural::list(state, ctx, target, scope, false).await,
-            Method::HEAD => plural::list(state, ctx, target, scope, true).await,
-            Method::POST => plural::post(state, ctx, target, scope).await,
-            Method::DELETE => plural::delete(state, ctx, target, scope).await,
-            Method::OPTIONS => root::preflight(ctx, allow),
+            Method::GET => plural::list(state, ctx, target, scope, false)
+                .await
+                .map(done),
+            Method::HEAD => plural::list(state, ctx, target, scope, true)
+                .await
+                .map(done),
+            Method::POST => plural::post(state, ctx, target, scope).map(write),
+            Method::DELETE => plural::delete(state, ctx, target, scope).map(write),
+            Method::OPTIONS => root::preflight(ctx, allow).map(done),
             _ => Err(ApiError::method_not_allowed(allow)),
+        }
+    }
+}
+
+async fn resource(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Reply, ApiError> {
+    match plan(state, ctx, rp).await? {
+        Plan::Done(reply) => Ok(reply),
+        Plan::Write(op) => {
+            let out = state
+                .sequencer
+                .submit(ctx.request_id.clone(), ctx.identity.user_id.clone(), op)
+                .await?;
+            Ok(Reply::json(
+                out.status,
+                out.body,
+                out.timestamp,
+                Exposure::Basic,
+            ))
         }
     }
 }

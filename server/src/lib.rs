@@ -5,6 +5,7 @@
 //! - `app`: the single HTTP entry point: request → route → handler → response.
 //! - `routes`: the URL table (which paths exist, what they address).
 //! - `request`: the parsed request (`Ctx`) and the caller (`Identity`).
+//! - `batch`: `POST /batch`: sub-requests, one log record per run of writes.
 //! - `body`: content types, JSON and the `{data, permissions}` envelope.
 //! - `objects`: object endpoints (GET/HEAD/PUT/PATCH/DELETE).
 //! - `plural`: plural endpoints (list, create, bulk delete).
@@ -28,6 +29,7 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod body;
 pub mod default_bucket;
 pub mod errors;

@@ -23,7 +23,7 @@ use crate::permissions::Need;
 use crate::personal_bucket::{ensure_in_txn, DefaultScope};
 use crate::request::{Conditions, Ctx, Identity};
 use crate::response::{Exposure, Reply};
-use crate::sequencer::{Outcome, Txn, TxnError};
+use crate::sequencer::{Outcome, Txn, TxnError, WriteFn};
 use crate::state::AppState;
 
 /// The `{data, permissions}` answer for one object; `permissions` is `{}`
@@ -188,38 +188,17 @@ impl WriteCtx {
     }
 }
 
-async fn submit(
-    state: &AppState,
-    ctx: &Ctx,
-    op: impl Fn(&mut Txn<'_>) -> Result<Outcome, TxnError> + Send + 'static,
-) -> Result<Reply, ApiError> {
-    let out = state
-        .sequencer
-        .submit(
-            ctx.request_id.clone(),
-            ctx.identity.user_id.clone(),
-            Box::new(op),
-        )
-        .await?;
-    Ok(Reply::json(
-        out.status,
-        out.body,
-        out.timestamp,
-        Exposure::Basic,
-    ))
-}
-
-/// `PUT`: create or replace.
-pub async fn put(
+/// `PUT`: create or replace. Returns the write for the sequencer.
+pub fn put(
     state: &AppState,
     ctx: &Ctx,
     target: Target,
     scope: DefaultScope,
-) -> Result<Reply, ApiError> {
+) -> Result<WriteFn, ApiError> {
     check_json_content_type(ctx)?;
     let env = parse_envelope(parse_json(ctx)?, target.resource)?;
     let w = WriteCtx::new(state, ctx, target, scope)?;
-    submit(state, ctx, move |txn| put_op(txn, &w, &env)).await
+    Ok(Box::new(move |txn| put_op(txn, &w, &env)))
 }
 
 fn put_op(txn: &mut Txn<'_>, w: &WriteCtx, env: &Envelope) -> Result<Outcome, TxnError> {
@@ -283,19 +262,20 @@ fn put_op(txn: &mut Txn<'_>, w: &WriteCtx, env: &Envelope) -> Result<Outcome, Tx
     })
 }
 
-/// `PATCH`: update an existing object (three body flavours).
-pub async fn patch(
+/// `PATCH`: update an existing object (three body flavours). Returns the
+/// write for the sequencer.
+pub fn patch(
     state: &AppState,
     ctx: &Ctx,
     target: Target,
     scope: DefaultScope,
-) -> Result<Reply, ApiError> {
+) -> Result<WriteFn, ApiError> {
     let kind = patch_kind(ctx)?;
     let body = parse_json(ctx)?;
     let request = patch::PatchRequest::parse(kind, body, target.resource)?;
     let behavior = patch::ResponseBehavior::from_header(ctx.header_str("Response-Behavior"))?;
     let w = WriteCtx::new(state, ctx, target, scope)?;
-    submit(state, ctx, move |txn| patch_op(txn, &w, &request, behavior)).await
+    Ok(Box::new(move |txn| patch_op(txn, &w, &request, behavior)))
 }
 
 fn patch_op(
@@ -334,12 +314,13 @@ fn patch_op(
 }
 
 /// `DELETE` of one object (cascading below buckets and collections).
-pub async fn delete(
+/// Returns the write for the sequencer.
+pub fn delete(
     state: &AppState,
     ctx: &Ctx,
     target: Target,
     scope: DefaultScope,
-) -> Result<Reply, ApiError> {
+) -> Result<WriteFn, ApiError> {
     let requested = match ctx.query_value("last_modified") {
         Some(v) => Some(v.trim_matches('"').parse::<u64>().map_err(|_| {
             ApiError::invalid(
@@ -351,7 +332,7 @@ pub async fn delete(
         None => None,
     };
     let w = WriteCtx::new(state, ctx, target, scope)?;
-    submit(state, ctx, move |txn| delete_op(txn, &w, requested)).await
+    Ok(Box::new(move |txn| delete_op(txn, &w, requested)))
 }
 
 fn delete_op(txn: &mut Txn<'_>, w: &WriteCtx, requested: Option<u64>) -> Result<Outcome, TxnError> {

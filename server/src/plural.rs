@@ -20,7 +20,7 @@ use crate::objects::{envelope, tombstone};
 use crate::personal_bucket::{ensure_in_txn, DefaultScope};
 use crate::request::{Conditions, Ctx, Identity};
 use crate::response::{Exposure, Reply};
-use crate::sequencer::{Outcome, Txn, TxnError};
+use crate::sequencer::{Outcome, Txn, TxnError, WriteFn};
 use crate::state::AppState;
 
 /// Object-level permissions that make an object visible in its list.
@@ -198,13 +198,14 @@ impl PluralCtx {
     }
 }
 
-/// `POST`: create (or return the existing object with that id).
-pub async fn post(
+/// `POST`: create (or return the existing object with that id). Returns
+/// the write for the sequencer.
+pub fn post(
     state: &AppState,
     ctx: &Ctx,
     target: Target,
     scope: DefaultScope,
-) -> Result<Reply, ApiError> {
+) -> Result<WriteFn, ApiError> {
     check_json_content_type(ctx)?;
     let env = parse_envelope(parse_json(ctx)?, target.resource)?;
     let mut data = env.data.clone().unwrap_or_default();
@@ -230,20 +231,9 @@ pub async fn post(
         scope,
     };
     let perms = env.permissions.clone().unwrap_or_default();
-    let out = state
-        .sequencer
-        .submit(
-            ctx.request_id.clone(),
-            ctx.identity.user_id.clone(),
-            Box::new(move |txn| post_op(txn, &pc, id.as_deref(), &data, &perms, requested)),
-        )
-        .await?;
-    Ok(Reply::json(
-        out.status,
-        out.body,
-        out.timestamp,
-        Exposure::Basic,
-    ))
+    Ok(Box::new(move |txn| {
+        post_op(txn, &pc, id.as_deref(), &data, &perms, requested)
+    }))
 }
 
 fn post_op(
@@ -303,13 +293,12 @@ fn post_op(
 
 /// `DELETE` of a list: deletes every object the caller may write (matching
 /// the filters), each leaving a tombstone.
-pub async fn delete(
+pub fn delete(
     state: &AppState,
     ctx: &Ctx,
     target: Target,
     scope: DefaultScope,
-) -> Result<Reply, ApiError> {
-    scope.ensure(state, ctx).await?;
+) -> Result<WriteFn, ApiError> {
     let query = ListQuery::parse(ctx, target.resource, &state.settings)?;
     let pc = PluralCtx {
         target,
@@ -319,20 +308,7 @@ pub async fn delete(
         scope,
     };
     let st = state.clone();
-    let out = state
-        .sequencer
-        .submit(
-            ctx.request_id.clone(),
-            ctx.identity.user_id.clone(),
-            Box::new(move |txn| delete_all_op(txn, &st, &pc, &query)),
-        )
-        .await?;
-    Ok(Reply::json(
-        out.status,
-        out.body,
-        out.timestamp,
-        Exposure::Basic,
-    ))
+    Ok(Box::new(move |txn| delete_all_op(txn, &st, &pc, &query)))
 }
 
 fn delete_all_op(
@@ -343,6 +319,7 @@ fn delete_all_op(
 ) -> Result<Outcome, TxnError> {
     // The scan below reads committed state: run alone in the group.
     txn.require_alone()?;
+    ensure_in_txn(txn, &pc.scope)?;
     let access = pc.access();
     let loaded = access.load(txn, &pc.target)?;
     let visible = visibility(state, &access, &loaded, &pc.target, true)?;

@@ -32,6 +32,7 @@ pub enum Route {
     Heartbeat,
     LbHeartbeat,
     Version,
+    Batch,
     Resource(ResourcePath),
     /// Served by a plugin (accounts, history, permissions, flush…).
     Plugin(crate::plugins::PluginRoute),
@@ -83,6 +84,7 @@ pub fn resolve(path: &str) -> Resolved {
         "/__heartbeat__" => return Resolved::Route(Route::Heartbeat),
         "/__lbheartbeat__" => return Resolved::Route(Route::LbHeartbeat),
         "/__version__" => return Resolved::Route(Route::Version),
+        "/batch" => return Resolved::Route(Route::Batch),
         _ => {}
     }
     if let Some(p) = crate::plugins::resolve(rest) {

@@ -243,6 +243,25 @@ impl<'a> Txn<'a> {
         Ok(ts)
     }
 
+    /// Marks the current point, to undo what follows (a failed
+    /// sub-request of a batch).
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            events: self.events.len(),
+            written: self.written.len(),
+            local_ts: self.local_ts.clone(),
+            cascade: self.cascade,
+        }
+    }
+
+    /// Forgets every event recorded since the savepoint.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        self.events.truncate(sp.events);
+        self.written.truncate(sp.written);
+        self.local_ts = sp.local_ts;
+        self.cascade = sp.cascade;
+    }
+
     /// For writes that scan committed state (bulk deletes): run in a group
     /// of their own, after everything before them is committed.
     pub fn require_alone(&mut self) -> Result<(), TxnError> {
@@ -261,6 +280,15 @@ impl<'a> Txn<'a> {
     pub fn projections(&self) -> &Projections {
         self.projections
     }
+}
+
+/// A point in a [`Txn`] to roll back to.
+#[derive(Debug)]
+pub struct Savepoint {
+    events: usize,
+    written: usize,
+    local_ts: HashMap<(String, Resource), u64>,
+    cascade: bool,
 }
 
 /// The state the sequencer thread owns.
