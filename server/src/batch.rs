@@ -527,7 +527,7 @@ mod tests {
         let e = parse_batch(json!({"requests": many}), 25).unwrap_err();
         assert_eq!(
             e.body()["message"],
-            "requests in body: Number of requests is limited to 25"
+            "Number of requests is limited to 25"
         );
         assert!(parse_batch(json!({"requests": [{"path": "/batch"}]}), 25).is_err());
         assert!(parse_batch(json!({"requests": [{"path": "x"}]}), 25).is_err());
