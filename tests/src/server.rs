@@ -56,6 +56,9 @@ struct Proc {
     child: Child,
     watchdog: Child,
     log: PathBuf,
+    /// A directory to remove with the process (the shared server's, whose
+    /// `Proc` is only dropped when its start failed).
+    cleanup: Option<PathBuf>,
 }
 
 impl Drop for Proc {
@@ -64,6 +67,9 @@ impl Drop for Proc {
         let _ = self.watchdog.wait();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.cleanup {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -229,6 +235,7 @@ impl Server {
             child,
             watchdog,
             log,
+            cleanup: cleanup.map(Path::to_path_buf),
         });
         self.wait_ready();
     }
