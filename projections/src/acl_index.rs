@@ -108,6 +108,24 @@ impl Store {
             .collect())
     }
 
+    /// Every object whose own ACL names `principal`, with the permission
+    /// names held, in key order. One prefix scan.
+    pub(crate) fn objects_naming(
+        &self,
+        principal: &str,
+    ) -> Result<Vec<(ObjectKey, Vec<String>)>, ProjectionError> {
+        let mut out = Vec::new();
+        for item in self
+            .tree()
+            .scan_prefix(keys::acl_principal_prefix(principal))
+        {
+            let (k, v) = item?;
+            let (_, obj) = keys::decode_acl(&k)?;
+            out.push((obj, decode_perms(&k, &v)?));
+        }
+        Ok(out)
+    }
+
     /// URIs of the groups whose `members` contain `member`, sorted.
     pub(crate) fn groups_of(&self, member: &str) -> Result<Vec<String>, ProjectionError> {
         let mut out = Vec::new();

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 /// Payload schema version written in each log record.
 pub const EVENT_SCHEMA: u16 = 1;
 
-/// The four kinds of Kinto objects.
+/// The kinds of Kinto objects: the four of the core API, and the accounts
+/// of the accounts plugin (parent `""`, URI `/accounts/{id}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Resource {
@@ -21,6 +22,7 @@ pub enum Resource {
     Collection,
     Group,
     Record,
+    Account,
 }
 
 impl Resource {
@@ -31,6 +33,7 @@ impl Resource {
             Resource::Collection => "collection",
             Resource::Group => "group",
             Resource::Record => "record",
+            Resource::Account => "account",
         }
     }
     /// The plural URL segment (`"buckets"`, …).
@@ -40,6 +43,7 @@ impl Resource {
             Resource::Collection => "collections",
             Resource::Group => "groups",
             Resource::Record => "records",
+            Resource::Account => "accounts",
         }
     }
 }
@@ -83,6 +87,13 @@ impl ObjectKey {
             parent: format!("/buckets/{bid}/collections/{cid}"),
             resource: Resource::Record,
             id: rid.to_owned(),
+        }
+    }
+    pub fn account(id: &str) -> Self {
+        ObjectKey {
+            parent: String::new(),
+            resource: Resource::Account,
+            id: id.to_owned(),
         }
     }
     /// The object's URI, as used in permissions: `/buckets/b/collections/c`.

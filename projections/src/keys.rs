@@ -60,6 +60,7 @@ fn res_byte(r: Resource) -> u8 {
         Resource::Collection => b'c',
         Resource::Group => b'g',
         Resource::Record => b'r',
+        Resource::Account => b'a',
     }
 }
 
@@ -69,6 +70,7 @@ fn res_from(b: u8) -> Option<Resource> {
         b'c' => Resource::Collection,
         b'g' => Resource::Group,
         b'r' => Resource::Record,
+        b'a' => Resource::Account,
         _ => return None,
     })
 }
@@ -120,6 +122,14 @@ pub(crate) fn ordered_at(
 pub(crate) fn acl(principal: &str, key: &ObjectKey) -> Vec<u8> {
     let mut k = acl_list_prefix(principal, &key.parent, key.resource);
     push_str(&mut k, &key.id);
+    k
+}
+
+/// Every `acl/` entry of one principal, whatever the object.
+pub(crate) fn acl_principal_prefix(principal: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ACL.len() + principal.len() + 2);
+    k.extend_from_slice(ACL);
+    push_str(&mut k, principal);
     k
 }
 

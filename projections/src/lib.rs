@@ -177,6 +177,16 @@ impl Projections {
             .objects_for_principals(principals, parent, resource)
     }
 
+    /// Every object (any list) whose own ACL names `principal`, with the
+    /// permission names it holds there: the principal index, for removing
+    /// a principal everywhere and for the permissions endpoint.
+    pub fn objects_naming(
+        &self,
+        principal: &str,
+    ) -> Result<Vec<(ObjectKey, Vec<String>)>, ProjectionError> {
+        self.store.objects_naming(principal)
+    }
+
     /// Group URIs whose `members` contain `member`, sorted.
     pub fn groups_of(&self, member: &str) -> Result<Vec<String>, ProjectionError> {
         self.store.groups_of(member)

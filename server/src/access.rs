@@ -110,6 +110,8 @@ impl Loaded {
             Resource::Collection => c.collection = own,
             Resource::Group => c.group = own,
             Resource::Record => c.record = own,
+            // Accounts are not in the core chain (see plugins::accounts).
+            Resource::Account => {}
         }
         c
     }
@@ -118,7 +120,7 @@ impl Loaded {
 /// The resource kind of the target's parent, if it has one.
 fn parent_resource(resource: Resource) -> Option<Resource> {
     match resource {
-        Resource::Bucket => None,
+        Resource::Bucket | Resource::Account => None,
         Resource::Collection | Resource::Group => Some(Resource::Bucket),
         Resource::Record => Some(Resource::Collection),
     }
@@ -220,7 +222,7 @@ impl Access<'_> {
     pub fn read_need(resource: Resource) -> Need {
         match resource {
             Resource::Bucket | Resource::Collection => Need::ReadObject,
-            Resource::Group | Resource::Record => Need::Read,
+            Resource::Group | Resource::Record | Resource::Account => Need::Read,
         }
     }
 

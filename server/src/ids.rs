@@ -28,7 +28,7 @@ const NAME_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 /// is free (the name space of 8-character names is large, not infinite).
 pub fn generate_id(resource: Resource) -> String {
     match resource {
-        Resource::Record => uuid::Uuid::new_v4().to_string(),
+        Resource::Record | Resource::Account => uuid::Uuid::new_v4().to_string(),
         Resource::Bucket | Resource::Collection | Resource::Group => {
             let mut rng = rand::thread_rng();
             let mut id = String::with_capacity(8);

@@ -180,6 +180,8 @@ impl<'a> AclChain<'a> {
             Collection => self.collection,
             Group => self.group,
             Record => self.record,
+            // Accounts are not in the core chain (see plugins::accounts).
+            Resource::Account => None,
         }
     }
 }
@@ -221,7 +223,7 @@ pub fn allowed_permission_names(resource: Resource) -> &'static [&'static str] {
     match resource {
         Bucket => &["read", "write", "collection:create", "group:create"],
         Collection => &["read", "write", "record:create"],
-        Group | Record => &["read", "write"],
+        Group | Record | Resource::Account => &["read", "write"],
     }
 }
 
@@ -457,6 +459,7 @@ mod tests {
             Collection => chain.collection = Some(acl),
             Group => chain.group = Some(acl),
             Record => chain.record = Some(acl),
+            Resource::Account => {}
         }
         chain
     }

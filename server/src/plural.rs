@@ -96,7 +96,7 @@ fn list_timestamp(state: &AppState, loaded: &Loaded, target: &Target) -> Result<
         return Ok(t);
     }
     let parent = match target.resource {
-        Resource::Bucket => None,
+        Resource::Bucket | Resource::Account => None,
         Resource::Collection | Resource::Group => loaded.bucket.as_ref(),
         Resource::Record => loaded.collection.as_ref(),
     };
