@@ -133,6 +133,8 @@ pub async fn dispatch(state: &AppState, ctx: &Ctx, route: Route) -> Result<Reply
             only_get(ctx).map(|_| Reply::json(StatusCode::OK, json!({}), None, Exposure::Basic))
         }
         Route::Version => only_get(ctx).map(|_| root::version(state)),
+        Route::Api => only_get(ctx).map(|_| root::api(state, ctx)),
+        Route::Contribute => only_get(ctx).map(|_| root::contribute()),
         // Boxed: a batch dispatches its sub-requests (never another batch).
         Route::Batch => Box::pin(crate::batch::batch(state, ctx)).await,
         Route::Resource(rp) => resource(state, ctx, rp).await,

@@ -11,12 +11,14 @@
 //! - `plural`: plural endpoints (list, create, bulk delete).
 //! - `listing`: list queries: pagination, `_since`/`_before`, `_fields`, pages.
 //! - `filters`: querystring filters and `_sort`: parsing, typing, ordering.
+//! - `openapi`: `/__api__`, generated from the route table.
 //! - `patch`: the three PATCH flavours and `Response-Behavior`.
 //! - `access`: loading an object with its ancestors; 401/403/404 decisions.
 //! - `permissions`: Kinto's permission inheritance table, as data.
 //! - `plugins`: accounts, history, permissions endpoint, flush… behind hooks.
 //! - `personal_bucket`: implicit creation under `/buckets/default`.
 //! - `default_bucket`: the personal bucket id derivation.
+//! - `schema`: JSON Schema validation of records, collections, groups.
 //! - `sequencer`: the single writer: preconditions, timestamps, group commit.
 //! - `root`: `GET /v1/`, heartbeats, version, CORS preflight.
 //! - `response`: JSON answers and their headers.
@@ -38,6 +40,7 @@ pub mod headers;
 pub mod ids;
 pub mod listing;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod permissions;
 pub mod personal_bucket;
@@ -47,6 +50,7 @@ pub mod request;
 pub mod response;
 pub mod root;
 pub mod routes;
+pub mod schema;
 pub mod sequencer;
 pub mod serve;
 pub mod settings;

@@ -23,6 +23,7 @@ use crate::permissions::Need;
 use crate::personal_bucket::{ensure_in_txn, DefaultScope};
 use crate::request::{Conditions, Ctx, Identity};
 use crate::response::{Exposure, Reply};
+use crate::schema::validate_write;
 use crate::sequencer::{Outcome, Txn, TxnError, WriteFn};
 use crate::state::AppState;
 
@@ -151,6 +152,7 @@ fn strip_owned_fields(data: &mut Map<String, Value>) {
 #[derive(Debug, Clone)]
 struct WriteCtx {
     target: Target,
+    schemas: std::sync::Arc<crate::schema::SchemaCache>,
     identity: Identity,
     bucket_create_principals: Vec<String>,
     conds: Conditions,
@@ -166,6 +168,7 @@ impl WriteCtx {
     ) -> Result<Self, ApiError> {
         Ok(WriteCtx {
             target,
+            schemas: state.schemas.clone(),
             identity: ctx.identity.clone(),
             bucket_create_principals: state.settings.bucket_create_principals.clone(),
             conds: ctx.conditions()?,
@@ -243,6 +246,7 @@ fn put_op(txn: &mut Txn<'_>, w: &WriteCtx, env: &Envelope) -> Result<Outcome, Tx
     let requested = requested_timestamp(&data);
     strip_owned_fields(&mut data);
     validate_data(target.resource, &mut data)?;
+    validate_write(&w.schemas, &loaded, target, &mut data)?;
     let perms = match (&env.permissions, existing) {
         (Some(p), _) => p.clone(),
         (None, Some(obj)) => obj.permissions.clone(),
@@ -303,6 +307,7 @@ fn patch_op(
     let requested = requested_timestamp(&data).filter(|t| *t > obj.last_modified);
     strip_owned_fields(&mut data);
     validate_data(target.resource, &mut data)?;
+    validate_write(&w.schemas, &loaded, target, &mut data)?;
     let key = target.key_for(&id);
     let stored = txn.put(&key, data, with_writer(perms, &w.identity), requested)?;
     let body = behavior.render(request, &stored, envelope(&stored, &access));

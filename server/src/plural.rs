@@ -20,6 +20,7 @@ use crate::objects::{envelope, tombstone};
 use crate::personal_bucket::{ensure_in_txn, DefaultScope};
 use crate::request::{Conditions, Ctx, Identity};
 use crate::response::{Exposure, Reply};
+use crate::schema::validate_write;
 use crate::sequencer::{Outcome, Txn, TxnError, WriteFn};
 use crate::state::AppState;
 
@@ -183,6 +184,7 @@ pub async fn list(
 #[derive(Debug, Clone)]
 struct PluralCtx {
     target: Target,
+    schemas: std::sync::Arc<crate::schema::SchemaCache>,
     identity: Identity,
     bucket_create_principals: Vec<String>,
     conds: Conditions,
@@ -225,6 +227,7 @@ pub fn post(
     validate_data(target.resource, &mut data)?;
     let pc = PluralCtx {
         target,
+        schemas: state.schemas.clone(),
         identity: ctx.identity.clone(),
         bucket_create_principals: state.settings.bucket_create_principals.clone(),
         conds: ctx.conditions()?,
@@ -283,7 +286,9 @@ fn post_op(
             w.push(uid.clone());
         }
     }
-    let stored: StoredObject = txn.put(&key, data.clone(), perms, requested)?;
+    let mut data = data.clone();
+    validate_write(&pc.schemas, &loaded, &object_target, &mut data)?;
+    let stored: StoredObject = txn.put(&key, data, perms, requested)?;
     Ok(Outcome {
         status: StatusCode::CREATED,
         body: envelope(&stored, &access),
@@ -302,6 +307,7 @@ pub fn delete(
     let query = ListQuery::parse(ctx, target.resource, &state.settings)?;
     let pc = PluralCtx {
         target,
+        schemas: state.schemas.clone(),
         identity: ctx.identity.clone(),
         bucket_create_principals: state.settings.bucket_create_principals.clone(),
         conds: ctx.conditions()?,

@@ -75,6 +75,34 @@ pub fn version(state: &AppState) -> Reply {
     )
 }
 
+/// `GET /__api__`: the OpenAPI 2.0 document.
+pub fn api(state: &AppState, ctx: &Ctx) -> Reply {
+    let host = ctx.header_str("host").unwrap_or("localhost");
+    Reply::json(
+        StatusCode::OK,
+        crate::openapi::document(host, &state.settings.http_api_version),
+        None,
+        Exposure::Basic,
+    )
+}
+
+/// `GET /contribute.json`: project metadata (Mozilla's contribute format).
+pub fn contribute() -> Reply {
+    Reply::json(
+        StatusCode::OK,
+        json!({
+            "name": "Cairn",
+            "description": "A Kinto-compatible store, sync and share JSON server on an append-only event log.",
+            "repository": {"url": "https://github.com/cairn/cairn", "license": "Apache-2.0"},
+            "keywords": ["rust", "kinto", "event-sourcing", "json"],
+            "participate": {"docs": "https://kinto.readthedocs.io/"},
+            "bugs": {"list": "https://github.com/cairn/cairn/issues"},
+        }),
+        None,
+        Exposure::Basic,
+    )
+}
+
 /// CORS preflight (`OPTIONS`): needs `Origin` and
 /// `Access-Control-Request-Method`; echoes the requested headers.
 pub fn preflight(ctx: &Ctx, allow: &'static str) -> Result<Reply, ApiError> {

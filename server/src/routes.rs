@@ -32,6 +32,8 @@ pub enum Route {
     Heartbeat,
     LbHeartbeat,
     Version,
+    Api,
+    Contribute,
     Batch,
     Resource(ResourcePath),
     /// Served by a plugin (accounts, history, permissions, flush…).
@@ -80,66 +82,222 @@ pub fn resolve(path: &str) -> Resolved {
     if let Some(trimmed) = rest.strip_suffix('/') {
         return Resolved::Redirect(format!("{PREFIX}{trimmed}"));
     }
-    match rest {
-        "/__heartbeat__" => return Resolved::Route(Route::Heartbeat),
-        "/__lbheartbeat__" => return Resolved::Route(Route::LbHeartbeat),
-        "/__version__" => return Resolved::Route(Route::Version),
-        "/batch" => return Resolved::Route(Route::Batch),
-        _ => {}
-    }
     if let Some(p) = crate::plugins::resolve(rest) {
         return Resolved::Route(Route::Plugin(p));
     }
-    let segs: Vec<&str> = rest[1..].split('/').collect();
-    match parse_resource(&segs) {
-        Some(rp) => Resolved::Route(Route::Resource(rp)),
+    match match_table(rest) {
+        Some(r) => Resolved::Route(r),
         None => Resolved::NotFound,
     }
+}
+
+/// What a row of the route table serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Root,
+    Heartbeat,
+    LbHeartbeat,
+    Version,
+    Api,
+    Contribute,
+    Batch,
+    /// A resource endpoint; `true` for the object endpoint, `false` for the
+    /// plural one.
+    Resource(Resource, bool),
+}
+
+/// One row of the route table: the URL template below `/v1`, what serves
+/// it, its methods (the `Allow` header) and a summary for `/__api__`.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub template: &'static str,
+    pub kind: RouteKind,
+    pub methods: &'static str,
+    pub summary: &'static str,
+}
+
+const fn spec(
+    template: &'static str,
+    kind: RouteKind,
+    methods: &'static str,
+    summary: &'static str,
+) -> RouteSpec {
+    RouteSpec {
+        template,
+        kind,
+        methods,
+        summary,
+    }
+}
+
+/// The core route table. Requests are resolved against it and `/__api__`
+/// is generated from it, so the two cannot disagree.
+pub const ROUTES: &[RouteSpec] = &[
+    spec(
+        "/",
+        RouteKind::Root,
+        "GET, HEAD",
+        "Server information and the current user",
+    ),
+    spec(
+        "/__heartbeat__",
+        RouteKind::Heartbeat,
+        "GET, HEAD",
+        "Health of the backends",
+    ),
+    spec(
+        "/__lbheartbeat__",
+        RouteKind::LbHeartbeat,
+        "GET, HEAD",
+        "Load balancer liveness",
+    ),
+    spec(
+        "/__version__",
+        RouteKind::Version,
+        "GET, HEAD",
+        "Version information",
+    ),
+    spec(
+        "/__api__",
+        RouteKind::Api,
+        "GET, HEAD",
+        "OpenAPI 2.0 description of this API",
+    ),
+    spec(
+        "/contribute.json",
+        RouteKind::Contribute,
+        "GET, HEAD",
+        "Project metadata",
+    ),
+    spec(
+        "/batch",
+        RouteKind::Batch,
+        "POST",
+        "Several requests in one",
+    ),
+    spec(
+        "/buckets",
+        RouteKind::Resource(Resource::Bucket, false),
+        PLURAL_METHODS,
+        "Buckets",
+    ),
+    spec(
+        "/buckets/{bid}",
+        RouteKind::Resource(Resource::Bucket, true),
+        OBJECT_METHODS,
+        "A bucket",
+    ),
+    spec(
+        "/buckets/{bid}/collections",
+        RouteKind::Resource(Resource::Collection, false),
+        PLURAL_METHODS,
+        "Collections of a bucket",
+    ),
+    spec(
+        "/buckets/{bid}/collections/{cid}",
+        RouteKind::Resource(Resource::Collection, true),
+        OBJECT_METHODS,
+        "A collection",
+    ),
+    spec(
+        "/buckets/{bid}/groups",
+        RouteKind::Resource(Resource::Group, false),
+        PLURAL_METHODS,
+        "Groups of a bucket",
+    ),
+    spec(
+        "/buckets/{bid}/groups/{gid}",
+        RouteKind::Resource(Resource::Group, true),
+        OBJECT_METHODS,
+        "A group",
+    ),
+    spec(
+        "/buckets/{bid}/collections/{cid}/records",
+        RouteKind::Resource(Resource::Record, false),
+        PLURAL_METHODS,
+        "Records of a collection",
+    ),
+    spec(
+        "/buckets/{bid}/collections/{cid}/records/{rid}",
+        RouteKind::Resource(Resource::Record, true),
+        OBJECT_METHODS,
+        "A record",
+    ),
+];
+
+/// Matches a path below `/v1` against the table, capturing `{…}` segments.
+fn match_table(rest: &str) -> Option<Route> {
+    let segs: Vec<&str> = if rest == "/" {
+        Vec::new()
+    } else {
+        rest.split('/').skip(1).collect()
+    };
+    'rows: for row in ROUTES {
+        let tpl: Vec<&str> = row
+            .template
+            .split('/')
+            .skip(1)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if tpl.len() != segs.len() {
+            continue;
+        }
+        let mut captures: Vec<(&str, &str)> = Vec::new();
+        for (t, s) in tpl.iter().zip(&segs) {
+            if t.starts_with('{') {
+                if s.is_empty() {
+                    continue 'rows;
+                }
+                captures.push((t, s));
+            } else if t != s {
+                continue 'rows;
+            }
+        }
+        let get = |name: &str| {
+            captures
+                .iter()
+                .find(|(t, _)| *t == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        return Some(match row.kind {
+            RouteKind::Root => Route::Root,
+            RouteKind::Heartbeat => Route::Heartbeat,
+            RouteKind::LbHeartbeat => Route::LbHeartbeat,
+            RouteKind::Version => Route::Version,
+            RouteKind::Api => Route::Api,
+            RouteKind::Contribute => Route::Contribute,
+            RouteKind::Batch => Route::Batch,
+            RouteKind::Resource(resource, object) => {
+                let id = if object {
+                    get(match resource {
+                        Resource::Bucket => "{bid}",
+                        Resource::Collection => "{cid}",
+                        Resource::Group => "{gid}",
+                        Resource::Record => "{rid}",
+                        Resource::Account => "{id}",
+                    })
+                } else {
+                    None
+                };
+                let (bucket, collection) = match resource {
+                    Resource::Bucket | Resource::Account => (None, None),
+                    Resource::Collection | Resource::Group => (get("{bid}"), None),
+                    Resource::Record => (get("{bid}"), get("{cid}")),
+                };
+                Route::Resource(ResourcePath {
+                    resource,
+                    parents: Parents { bucket, collection },
+                    id,
+                })
+            }
+        });
+    }
+    None
 }
 
 fn is_other_version(path: &str) -> bool {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     first.len() > 1 && first.starts_with('v') && first[1..].bytes().all(|b| b.is_ascii_digit())
-}
-
-fn parse_resource(segs: &[&str]) -> Option<ResourcePath> {
-    if segs.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    let none = Parents {
-        bucket: None,
-        collection: None,
-    };
-    let (resource, parents, id) = match segs {
-        ["buckets"] => (Resource::Bucket, none, None),
-        ["buckets", b] => (Resource::Bucket, none, Some(*b)),
-        ["buckets", b, "collections"] => (Resource::Collection, bucket(b), None),
-        ["buckets", b, "collections", c] => (Resource::Collection, bucket(b), Some(*c)),
-        ["buckets", b, "groups"] => (Resource::Group, bucket(b), None),
-        ["buckets", b, "groups", g] => (Resource::Group, bucket(b), Some(*g)),
-        ["buckets", b, "collections", c, "records"] => (Resource::Record, coll(b, c), None),
-        ["buckets", b, "collections", c, "records", r] => (Resource::Record, coll(b, c), Some(*r)),
-        _ => return None,
-    };
-    Some(ResourcePath {
-        resource,
-        parents,
-        id: id.map(str::to_owned),
-    })
-}
-
-fn bucket(b: &str) -> Parents {
-    Parents {
-        bucket: Some(b.to_owned()),
-        collection: None,
-    }
-}
-
-fn coll(b: &str, c: &str) -> Parents {
-    Parents {
-        bucket: Some(b.to_owned()),
-        collection: Some(c.to_owned()),
-    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             projections,
             log: reader,
             sequencer,
+            schemas: Arc::default(),
             started_ms,
         }),
     };
