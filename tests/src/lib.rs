@@ -18,6 +18,26 @@
 //! * this file: users and fresh ids (a namespace per test), assertion
 //!   helpers for Kinto's error bodies and timestamp headers, and a
 //!   table-driven request runner.
+//!
+//! The test files, by area (section numbers are `shared/spec/api-core.md`'s):
+//!
+//! * `objects.rs`: ids, methods, 405, redirects, the create/replace/update/
+//!   delete table (1, 3).
+//! * `envelope.rs`: content negotiation, `{data, permissions}`, PUT and
+//!   PATCH semantics, who sees `permissions` (2, 3).
+//! * `permissions.rs`: the inheritance table as data, per user id, group and
+//!   `system.Authenticated`; principals, groups, writer rule, partial lists (4).
+//! * `auth.rs`: Basic Auth user ids, malformed credentials, 401/403/404 (5).
+//! * `timestamps.rs`: list timestamps, headers, client `last_modified`,
+//!   no going back after delete + re-create (6).
+//! * `concurrency.rs`: the If-Match / If-None-Match table, racing writers,
+//!   no 412 leaks (7).
+//! * `sync.rs`: `_since`/`_before`/`_to`, tombstones, the exactly-once
+//!   poller (8).
+//! * `cascade.rs` (15), `default_bucket.rs`, `errors.rs` (19),
+//!   `headers.rs` (20).
+//! * `restart.rs`, `crash.rs`: durability, projection rebuild, `kill -9`
+//!   (own servers; skipped with `KINTO_URL`).
 
 pub mod http;
 pub mod server;
