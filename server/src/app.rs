@@ -27,7 +27,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// The whole application as an axum router.
 pub fn router(state: AppState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new().fallback(handle).with_state(state).layer(
+        // Only bodies worth it: small answers stay byte-for-byte as Kinto's.
+        tower_http::compression::CompressionLayer::new()
+            .gzip(true)
+            .compress_when(tower_http::compression::predicate::SizeAbove::new(1024)),
+    )
 }
 
 async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<Body> {
@@ -112,6 +117,14 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
     })?;
     let query = parse_query(parts.uri.query())?;
     let identity = identify(state, parts.headers.get(header::AUTHORIZATION)).await?;
+    if state.settings.readonly
+        && matches!(route, Route::Resource(_) | Route::Batch)
+        && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && !(route == Route::Batch && parts.method == Method::POST)
+    {
+        // Read-only mode: the write methods do not exist.
+        return Err(ApiError::method_not_allowed("GET, HEAD, OPTIONS").into());
+    }
     let ctx = Ctx {
         request_id: uuid::Uuid::new_v4().to_string(),
         method: parts.method,

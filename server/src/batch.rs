@@ -253,6 +253,18 @@ pub async fn batch(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
                 continue;
             }
         };
+        if state.settings.readonly && !matches!(prepared.ctx.method, Method::GET | Method::HEAD) {
+            let e = ApiError::method_not_allowed("GET, HEAD, OPTIONS");
+            responses[index] = Some(
+                render(
+                    &prepared.path,
+                    Answered::Error(e).into_response(false),
+                    false,
+                )
+                .await,
+            );
+            continue;
+        }
         let is_write = matches!(prepared.route, Route::Resource(_))
             && matches!(
                 prepared.ctx.method,
@@ -525,10 +537,7 @@ mod tests {
     fn limits_and_bad_shapes() {
         let many: Vec<Value> = (0..26).map(|_| json!({"path": "/"})).collect();
         let e = parse_batch(json!({"requests": many}), 25).unwrap_err();
-        assert_eq!(
-            e.body()["message"],
-            "Number of requests is limited to 25"
-        );
+        assert_eq!(e.body()["message"], "Number of requests is limited to 25");
         assert!(parse_batch(json!({"requests": [{"path": "/batch"}]}), 25).is_err());
         assert!(parse_batch(json!({"requests": [{"path": "x"}]}), 25).is_err());
         assert!(parse_batch(json!({"requests": [{"path": "/a", "foo": 1}]}), 25).is_err());
