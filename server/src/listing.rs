@@ -102,6 +102,8 @@ pub struct ListQuery {
     pub sort: Vec<SortKey>,
     /// `_fields`: keep only these (plus `id` and `last_modified`).
     pub fields: Option<Vec<String>>,
+    /// Count every match (for `HEAD`'s `Total-Objects`); a GET skips it.
+    pub need_total: bool,
 }
 
 fn now_ms() -> u64 {
@@ -180,6 +182,7 @@ impl ListQuery {
             filters,
             sort,
             fields,
+            need_total: false,
         })
     }
 
@@ -217,7 +220,7 @@ impl ListQuery {
         if self.changes_mode() {
             return self.run_changes(state, parent, resource, visible, tombstones);
         }
-        if self.default_sort() && self.filters.is_empty() {
+        if self.default_sort() {
             return self.run_default(state, parent, resource, visible, tombstones);
         }
         let mut all = Vec::new();
@@ -232,7 +235,9 @@ impl ListQuery {
         Ok(self.paginate(all))
     }
 
-    /// Default order, no filter: straight from the ordered index, O(page).
+    /// Default order: straight from the ordered index, stopping once the
+    /// page is full, so the cost is O(page) (divided by the filters'
+    /// selectivity). The total is counted only when asked for (HEAD).
     fn run_default(
         &self,
         state: &AppState,
@@ -247,13 +252,8 @@ impl ListQuery {
         let mut next_token = None;
         for obj in p.list(parent, resource, after) {
             let obj = obj.map_err(ApiError::internal)?;
-            let id = obj
-                .data
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            if !visible(&id) {
+            let id = obj.data.get("id").and_then(Value::as_str).unwrap_or("");
+            if !visible(id) || !self.keep(&obj.data) {
                 continue;
             }
             if items.len() as u64 >= self.limit {
@@ -264,18 +264,17 @@ impl ListQuery {
             }
             items.push(obj.data);
         }
-        let total = if all_visible {
+        let total = if !self.need_total {
+            0
+        } else if all_visible && self.filters.is_empty() {
             p.count(parent, resource).map_err(ApiError::internal)?
         } else {
             let mut n = 0;
             for obj in p.list(parent, resource, None) {
-                if visible(
-                    obj.map_err(ApiError::internal)?
-                        .data
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
-                ) {
+                let obj = obj.map_err(ApiError::internal)?;
+                if visible(obj.data.get("id").and_then(Value::as_str).unwrap_or(""))
+                    && self.keep(&obj.data)
+                {
                     n += 1;
                 }
             }

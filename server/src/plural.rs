@@ -120,7 +120,8 @@ pub async fn list(
     let mut p = &*state.projections;
     let loaded = access.load(&mut p, &target)?;
     let visible = visibility(state, &access, &loaded, &target, false)?;
-    let query = ListQuery::parse(ctx, target.resource, &state.settings)?;
+    let mut query = ListQuery::parse(ctx, target.resource, &state.settings)?;
+    query.need_total = head;
     let ts = list_timestamp(state, &loaded, &target)?;
     let conds = ctx.conditions()?;
     if let Some(Precondition::Timestamp(t)) = conds.if_match {
