@@ -9,6 +9,8 @@
 //! batch gets the error, and every later one gets `Poisoned`. Nothing is
 //! retried.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -29,11 +31,30 @@ struct Request {
     reply: oneshot::Sender<Result<Vec<Head>, LogError>>,
 }
 
+/// Counters of the writer thread, for metrics and the benchmark.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Groups written (each one write + one fdatasync).
+    groups: AtomicU64,
+    /// Records written.
+    records: AtomicU64,
+}
+
+/// What the writer thread has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Groups written, each with one write and one fdatasync.
+    pub groups: u64,
+    /// Records made durable.
+    pub records: u64,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct GroupCommitter {
     tx: mpsc::Sender<Request>,
     reader: LogReader,
+    counters: Arc<Counters>,
     thread: Option<JoinHandle<Log>>,
 }
 
@@ -42,12 +63,15 @@ impl GroupCommitter {
     pub fn start(log: Log) -> Result<GroupCommitter, LogError> {
         let reader = log.reader();
         let (tx, rx) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-log-writer".into())
-            .spawn(move || run(log, rx))?;
+            .spawn(move || run(log, rx, &c))?;
         Ok(GroupCommitter {
             tx,
             reader,
+            counters,
             thread: Some(thread),
         })
     }
@@ -93,6 +117,14 @@ impl GroupCommitter {
         self.reader.clone()
     }
 
+    /// Groups and records written so far.
+    pub fn stats(&self) -> CommitStats {
+        CommitStats {
+            groups: self.counters.groups.load(Ordering::Relaxed),
+            records: self.counters.records.load(Ordering::Relaxed),
+        }
+    }
+
     /// The committed head.
     pub fn head(&self) -> Head {
         self.reader.head()
@@ -109,7 +141,7 @@ impl GroupCommitter {
     }
 }
 
-fn run(mut log: Log, mut rx: mpsc::Receiver<Request>) -> Log {
+fn run(mut log: Log, mut rx: mpsc::Receiver<Request>, counters: &Counters) -> Log {
     let mut batch: Vec<Request> = Vec::new();
     let mut records: Vec<NewRecord> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -135,6 +167,10 @@ fn run(mut log: Log, mut rx: mpsc::Receiver<Request>) -> Log {
         records.clear();
         match result {
             Ok(heads) => {
+                counters.groups.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .records
+                    .fetch_add(heads.len() as u64, Ordering::Relaxed);
                 let mut heads = heads.into_iter();
                 for (r, n) in batch.drain(..).zip(counts) {
                     let _ = r.reply.send(Ok(heads.by_ref().take(n).collect()));

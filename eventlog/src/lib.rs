@@ -51,7 +51,7 @@ mod writer;
 pub use chain::genesis;
 pub use error::LogError;
 pub use frame::MAX_RECORD;
-pub use group_commit::GroupCommitter;
+pub use group_commit::{CommitStats, GroupCommitter};
 pub use reader::{LogReader, RecordIter};
 pub use storage::{LogFile, StdStorage, Storage};
 pub use verify::{verify, verify_storage, VerifyProblem, VerifyReport};

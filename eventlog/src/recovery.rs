@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::chain;
 use crate::scan::{scan_segment, ScanEnd, ScanOptions, ScanResult};
 use crate::segment::{parse_segment_name, SegmentHeader, SEGMENT_HEADER_LEN, TMP_SUFFIX};
-use crate::storage::{read_all, LogFile, Storage};
+use crate::storage::{read_all_into, LogFile, Storage};
 use crate::{Head, LogError, Offset};
 
 /// One segment that passed the walk.
@@ -117,6 +117,7 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
         Some(f) if n >= 2 => f.len()? == SEGMENT_HEADER_LEN as u64,
         _ => false,
     };
+    let mut buf = Vec::new();
     for (i, ((base, name), file)) in segs.iter().zip(files).enumerate() {
         let is_last = i + 1 == n;
         let before_abandoned = i + 2 == n && last_is_header_only;
@@ -133,14 +134,15 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
             w.refuse(name, expected, reason);
             break;
         }
-        let bytes = read_all(file.as_ref())?;
+        read_all_into(file.as_ref(), &mut buf)?;
+        let bytes = &buf;
         w.bytes_scanned += bytes.len() as u64;
         let opts = ScanOptions {
             expect_base: Some(*base),
             prev_ts: w.head.ts_ms,
             check_chain: full || is_last || before_abandoned,
         };
-        let scan = match scan_segment(&bytes, &opts) {
+        let scan = match scan_segment(bytes, &opts) {
             Ok(s) => s,
             Err(reason) => {
                 w.refuse(name, *base, reason);
@@ -222,7 +224,7 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
                 }
                 let next_base = seg.scan.last_offset() + 1;
                 let head_after = seg.scan.head;
-                w.tail_bytes = bytes;
+                w.tail_bytes = std::mem::take(&mut buf);
                 accept(&mut w, seg);
                 if before_abandoned {
                     let (abandoned_base, abandoned) = &segs[n - 1];

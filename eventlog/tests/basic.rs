@@ -130,3 +130,39 @@ async fn wait_for_sees_new_records() {
     drop(log);
     assert!(matches!(reader.wait_for(4).await, Err(LogError::Closed)));
 }
+
+#[test]
+fn reader_and_iterator_can_cross_threads() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    fn owned<T: Send + 'static>() {}
+    shared::<eventlog::LogReader>();
+    owned::<eventlog::RecordIter>();
+    owned::<Log>();
+    owned::<eventlog::GroupCommitter>();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    let reader = log.reader();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let r = reader.clone();
+            std::thread::spawn(move || {
+                let mut seen = 0;
+                while seen < 200 {
+                    let head = r.head().offset;
+                    for rec in r.iter_from(seen + 1) {
+                        let rec = rec.unwrap();
+                        assert_eq!(rec.offset, seen + 1);
+                        seen = rec.offset;
+                    }
+                    assert!(seen >= head);
+                }
+            })
+        })
+        .collect();
+    for i in 0..100 {
+        log.append(&[rec(2 * i, 100), rec(2 * i + 1, 7)]).unwrap();
+    }
+    for t in readers {
+        t.join().unwrap();
+    }
+}
