@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use crate::chain;
 use crate::scan::{scan_segment, ScanEnd, ScanOptions, ScanResult};
-use crate::segment::{parse_segment_name, SegmentHeader, SEGMENT_HEADER_LEN, TMP_SUFFIX};
+use crate::segment::{
+    parse_segment_name, segment_name, SegmentHeader, SEGMENT_HEADER_LEN, TMP_SUFFIX,
+};
 use crate::storage::{read_all_into, LogFile, Storage};
 use crate::{Head, LogError, Offset};
 
@@ -110,17 +112,19 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
     for (_, name) in &segs {
         files.push(storage.open(name, false)?);
     }
-    let n = segs.len();
-    // An interrupted rotation leaves a header-only last segment after an
-    // unsealed one; only then may the second-to-last segment end unsealed.
-    let last_is_header_only = match files.last() {
-        Some(f) if n >= 2 => f.len()? == SEGMENT_HEADER_LEN as u64,
-        _ => false,
-    };
     let mut buf = Vec::new();
-    for (i, ((base, name), file)) in segs.iter().zip(files).enumerate() {
+    let mut i = 0;
+    while i < segs.len() {
+        let n = segs.len();
+        let (base_owned, name_owned) = segs[i].clone();
+        let (base, name) = (&base_owned, &name_owned);
+        let file = files[i].clone();
         let is_last = i + 1 == n;
-        let before_abandoned = i + 2 == n && last_is_header_only;
+        // An interrupted rotation leaves a header-only last segment after an
+        // unsealed one; only then may the second-to-last segment end
+        // unsealed. Looked at before reading segment i: on a live log the
+        // successor only gets records after segment i's seal is durable.
+        let before_abandoned = i + 2 == n && files[n - 1].len()? == SEGMENT_HEADER_LEN as u64;
         let expected = w.head.offset + 1;
         if *base != expected {
             let reason = if *base > expected {
@@ -176,7 +180,11 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
         w.head.hash = seg.scan.head;
         let accept = |w: &mut Walk, seg: WalkedSegment| w.segments.push(seg);
         match end {
-            ScanEnd::Sealed { trailing: 0, .. } if !is_last => accept(&mut w, seg),
+            ScanEnd::Sealed { trailing: 0, .. } if !is_last => {
+                accept(&mut w, seg);
+                i += 1;
+                continue;
+            }
             ScanEnd::Sealed {
                 seal_pos, trailing, ..
             } if trailing > 0 => {
@@ -190,6 +198,15 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
             }
             ScanEnd::Sealed { .. } => {
                 let off = seg.scan.last_offset() + 1;
+                // A live writer may have rolled since the listing: look again.
+                let next = segment_name(off);
+                if storage.list()?.contains(&next) {
+                    files.push(storage.open(&next, false)?);
+                    segs.push((off, next));
+                    accept(&mut w, seg);
+                    i += 1;
+                    continue;
+                }
                 w.refuse(
                     name,
                     off,

@@ -166,3 +166,40 @@ fn reader_and_iterator_can_cross_threads() {
         t.join().unwrap();
     }
 }
+
+/// `verify` on a directory a writer is appending to and rolling (4 KiB
+/// segments: a roll every few appends) never reports a problem.
+#[test]
+fn verify_runs_beside_a_live_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    log.append(&[rec(0, 10)]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let c = count.clone();
+    let writer = std::thread::spawn(move || {
+        let mut i = 1;
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            log.append(&[rec(i, (i * 53 % 900) as usize)]).unwrap();
+            i += 1;
+            c.store(i, std::sync::atomic::Ordering::Relaxed);
+        }
+        i
+    });
+    let mut last = 0;
+    let mut rounds = 0;
+    while rounds < 40 || count.load(std::sync::atomic::Ordering::Relaxed) < 120 {
+        rounds += 1;
+        let report = verify(dir.path()).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert!(report.records >= last);
+        last = report.records;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok());
+    assert_eq!(report.records, written);
+    assert!(report.segments > 3);
+}
