@@ -1,8 +1,9 @@
-//! How one event changes the views. Every view entry of an object is
-//! derived from its entry in the object view, so an update first removes
-//! what the previous state put in the other views (`unlink`), then adds
-//! what the new state needs (`link`); a delete also walks the object's
-//! descendants (Kinto's cascade) and unlinks each of them.
+//! How one event changes the views. An object has one `obj/` entry and
+//! exactly one entry in `lst/` (live) or `tmb/` (deleted) at its current
+//! timestamp; the ACL and member index entries derive from its `lst/`
+//! entry. An event first removes the object's current entries (`unlink`),
+//! then writes the new ones; a delete also removes every entry below the
+//! object (Kinto's cascade) by prefix scans of `obj/`, `lst/` and `tmb/`.
 
 use eventlog::Head;
 
@@ -11,7 +12,7 @@ use crate::error::ProjectionError;
 use crate::event::{Change, Commit, Event, ObjectKey, Resource};
 use crate::keys;
 use crate::store::{Overlay, Store};
-use crate::values::{decode_u64, encode_u64, ChgVal, ObjVal};
+use crate::values::{decode_u64, encode_u64, LiveVal, LogPos, ObjHead};
 
 /// Applies the commits above the applied offset in one atomic batch that
 /// also moves `meta/applied`. Commits at or below it are skipped, so
@@ -55,79 +56,86 @@ fn apply_event(
     let ts = event.last_modified;
     let obj_key = keys::obj(key);
     if let Some(old) = ov.get(&obj_key)? {
-        let old = ObjVal::decode(&obj_key, &old)?;
-        unlink(ov, key, &old)?;
+        unlink(ov, key, ObjHead::decode(&obj_key, &old)?)?;
     }
     raise_list_timestamp(ov, key, ts)?;
-    let (value, deleted) = match &event.change {
+    let pos = LogPos { offset, idx };
+    let deleted = match &event.change {
         Change::Put { data, permissions } => {
-            let value = ObjVal {
-                last_modified: ts,
-                deleted: false,
-                data: data.clone(),
-                permissions: permissions.clone(),
-            };
-            link(ov, key, &value)?;
-            (value, false)
+            ov.put(
+                keys::ordered(keys::LST, key, ts),
+                LiveVal::encode(pos, permissions, data),
+            );
+            acl_index::link(ov, key, permissions, data);
+            add_to_count(ov, key, 1)?;
+            false
         }
         Change::Delete => {
             if matches!(key.resource, Resource::Bucket | Resource::Collection) {
                 cascade(ov, key)?;
             }
-            (
-                ObjVal {
-                    last_modified: ts,
-                    deleted: true,
-                    data: Vec::new(),
-                    permissions: Default::default(),
-                },
-                true,
-            )
+            ov.put(keys::ordered(keys::TMB, key, ts), &pos.encode()[..]);
+            true
         }
     };
-    ov.put(
-        keys::ordered(keys::CHG, key, ts),
-        &ChgVal {
-            offset,
-            idx,
-            deleted,
-        }
-        .encode()[..],
-    );
-    ov.put(obj_key, value.encode());
+    let head = ObjHead {
+        last_modified: ts,
+        deleted,
+    };
+    ov.put(obj_key, &head.encode()[..]);
     Ok(())
 }
 
-/// Removes everything the object's current entry (live or tombstone) put in
-/// the other views. List timestamps stay: they never go back.
-fn unlink(ov: &mut Overlay<'_>, key: &ObjectKey, old: &ObjVal) -> Result<(), ProjectionError> {
-    ov.del(keys::ordered(keys::CHG, key, old.last_modified));
-    if !old.deleted {
-        ov.del(keys::ordered(keys::LST, key, old.last_modified));
-        acl_index::unlink(ov, key, &old.permissions, &old.data);
-        add_to_count(ov, key, -1)?;
+/// Removes the object's current `lst/` or `tmb/` entry and what the live
+/// entry put in the indexes and the count. List timestamps stay: they
+/// never go back.
+fn unlink(ov: &mut Overlay<'_>, key: &ObjectKey, old: ObjHead) -> Result<(), ProjectionError> {
+    if old.deleted {
+        ov.del(keys::ordered(keys::TMB, key, old.last_modified));
+        return Ok(());
     }
-    Ok(())
+    let lst_key = keys::ordered(keys::LST, key, old.last_modified);
+    let Some(live) = ov.get(&lst_key)? else {
+        return Err(ProjectionError::corrupt(
+            &lst_key,
+            "live object without its list entry",
+        ));
+    };
+    unlink_live(ov, key, &lst_key, &live)
 }
 
-/// Adds a live object's entries to the listing, count and indexes (the
-/// caller writes the object and change entries).
-fn link(ov: &mut Overlay<'_>, key: &ObjectKey, value: &ObjVal) -> Result<(), ProjectionError> {
-    ov.put(keys::ordered(keys::LST, key, value.last_modified), &[][..]);
-    acl_index::link(ov, key, &value.permissions, &value.data);
-    add_to_count(ov, key, 1)
+fn unlink_live(
+    ov: &mut Overlay<'_>,
+    key: &ObjectKey,
+    lst_key: &[u8],
+    live: &[u8],
+) -> Result<(), ProjectionError> {
+    let live = LiveVal::decode(lst_key, live)?;
+    acl_index::unlink(ov, key, &live.permissions, &live.data);
+    ov.del(lst_key.to_vec());
+    add_to_count(ov, key, -1)
 }
 
 /// Kinto section 15: removes every object below `key` with its ACL entries,
 /// memberships and tombstones, leaving no trace but the list timestamps.
+/// Three views, two prefix ranges each; no per-object lookups.
 fn cascade(ov: &mut Overlay<'_>, key: &ObjectKey) -> Result<(), ProjectionError> {
-    for prefix in keys::descendant_prefixes(&key.uri()) {
+    let uri = key.uri();
+    for prefix in keys::descendant_prefixes(keys::OBJ, &uri) {
+        for item in ov.scan_prefix(&prefix) {
+            ov.del(item?.0.to_vec());
+        }
+    }
+    for prefix in keys::descendant_prefixes(keys::LST, &uri) {
         for item in ov.scan_prefix(&prefix) {
             let (k, v) = item?;
-            let child = keys::decode_obj(&k)?;
-            let value = ObjVal::decode(&k, &v)?;
-            unlink(ov, &child, &value)?;
-            ov.del(k.to_vec());
+            let (child, _) = keys::decode_ordered(keys::LST, &k)?;
+            unlink_live(ov, &child, &k, &v)?;
+        }
+    }
+    for prefix in keys::descendant_prefixes(keys::TMB, &uri) {
+        for item in ov.scan_prefix(&prefix) {
+            ov.del(item?.0.to_vec());
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::error::ProjectionError;
 use crate::keys;
 use crate::store::Store;
-use crate::values::{decode_perms, decode_u64, AppliedMeta, ChgVal, ObjVal};
+use crate::values::{decode_perms, decode_u64, AppliedMeta, LiveVal, LogPos, ObjHead};
 
 impl Store {
     pub(crate) fn dump(&self) -> Result<String, ProjectionError> {
@@ -28,51 +28,43 @@ fn render_entry(k: &[u8], v: &[u8]) -> Result<String, ProjectionError> {
     // `write!` to a String cannot fail.
     let _ = if k.starts_with(keys::OBJ) {
         let key = keys::decode_obj(k)?;
-        let val = ObjVal::decode(k, v)?;
-        if val.deleted {
-            write!(
-                s,
-                "obj {:?} {} {:?} ts={} deleted",
-                key.parent,
-                key.resource.name(),
-                key.id,
-                val.last_modified
-            )
-        } else {
-            write!(
-                s,
-                "obj {:?} {} {:?} ts={} data={} perms={:?}",
-                key.parent,
-                key.resource.name(),
-                key.id,
-                val.last_modified,
-                String::from_utf8_lossy(&val.data),
-                val.permissions
-            )
-        }
-    } else if k.starts_with(keys::LST) {
-        let (key, ts) = keys::decode_ordered(keys::LST, k)?;
+        let head = ObjHead::decode(k, v)?;
+        let state = if head.deleted { " deleted" } else { "" };
         write!(
             s,
-            "lst {:?} {} ts={} {:?}",
+            "obj {:?} {} {:?} ts={}{state}",
             key.parent,
             key.resource.name(),
-            ts,
-            key.id
+            key.id,
+            head.last_modified
         )
-    } else if k.starts_with(keys::CHG) {
-        let (key, ts) = keys::decode_ordered(keys::CHG, k)?;
-        let c = ChgVal::decode(k, v)?;
+    } else if k.starts_with(keys::LST) {
+        let (key, ts) = keys::decode_ordered(keys::LST, k)?;
+        let live = LiveVal::decode(k, v)?;
         write!(
             s,
-            "chg {:?} {} ts={} {:?} at={}#{}{}",
+            "lst {:?} {} ts={} {:?} at={}#{} perms={:?} data={}",
             key.parent,
             key.resource.name(),
             ts,
             key.id,
-            c.offset,
-            c.idx,
-            if c.deleted { " deleted" } else { "" }
+            live.pos.offset,
+            live.pos.idx,
+            live.permissions,
+            String::from_utf8_lossy(&live.data)
+        )
+    } else if k.starts_with(keys::TMB) {
+        let (key, ts) = keys::decode_ordered(keys::TMB, k)?;
+        let pos = LogPos::decode(k, v)?;
+        write!(
+            s,
+            "tmb {:?} {} ts={} {:?} at={}#{}",
+            key.parent,
+            key.resource.name(),
+            ts,
+            key.id,
+            pos.offset,
+            pos.idx
         )
     } else if k.starts_with(keys::LTS) {
         let (parent, resource) = keys::decode_list(keys::LTS, k)?;

@@ -43,13 +43,13 @@ pub use changes::ChangesIter;
 pub use error::ProjectionError;
 pub use event::{Change, Commit, Event, ObjectKey, Permissions, Resource, EVENT_SCHEMA};
 use eventlog::{Head, LogReader};
-pub use listing::ListIter;
+pub use listing::{ListIter, RawListIter};
 use store::Store;
 
 /// Version of the key layout and value encodings. A store written by
 /// another version is rebuilt from the log at open: bump this whenever
 /// `keys`, `values` or the meaning of a view changes.
-pub const PROJECTION_VERSION: u32 = 1;
+pub const PROJECTION_VERSION: u32 = 2;
 
 /// An object as materialized: `data` includes `id` and `last_modified`.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +66,15 @@ pub struct RawObject {
     pub last_modified: u64,
     pub data: Vec<u8>,
     pub permissions: Permissions,
+}
+
+/// The order of a listing by `last_modified`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// `-last_modified`, Kinto's default; ties by ascending id.
+    NewestFirst,
+    /// `last_modified`; ties by descending id (the exact reverse).
+    OldestFirst,
 }
 
 /// One entry of a changes feed: the object's latest state, or its tombstone.
@@ -144,10 +153,10 @@ impl Projections {
     }
 
     /// Live objects of a list, newest first (`-last_modified`, ties by
-    /// descending id), starting strictly after `after = (last_modified, id)`
-    /// when given. Each step is O(1) sled reads: a page costs its size.
+    /// ascending id), starting strictly after `after = (last_modified, id)`
+    /// when given. A page costs its size: one forward range scan.
     pub fn list(&self, parent: &str, resource: Resource, after: Option<(u64, String)>) -> ListIter {
-        self.store.list(parent, resource, after, true)
+        ListIter::new(self.store.list_raw(parent, resource, after, true))
     }
 
     /// Like [`Self::list`], oldest first (`_sort=last_modified`).
@@ -157,7 +166,20 @@ impl Projections {
         resource: Resource,
         after: Option<(u64, String)>,
     ) -> ListIter {
-        self.store.list(parent, resource, after, false)
+        ListIter::new(self.store.list_raw(parent, resource, after, false))
+    }
+
+    /// A listing with the data left as JSON bytes (no parse): for pages
+    /// sent as they are.
+    pub fn list_raw(
+        &self,
+        parent: &str,
+        resource: Resource,
+        order: Order,
+        after: Option<(u64, String)>,
+    ) -> RawListIter {
+        self.store
+            .list_raw(parent, resource, after, order == Order::NewestFirst)
     }
 
     /// Number of live objects in a list (tombstones excluded); O(1).

@@ -1,36 +1,44 @@
-//! Reads of the object view and of lists: one object, a list's timestamp
-//! and count, and the default-order listing.
+//! Reads of objects and lists: one object, a list's timestamp and count,
+//! and listings in `last_modified` order.
 //!
-//! Listings walk `lst/` (live objects only, keyed by `(last_modified, id)`),
-//! so a page of the default `-last_modified` order costs O(page size): a
-//! reverse range scan from the end of the list, or from the `(ts, id)` the
-//! previous page ended at.
+//! A live object's data lives in its `lst/` entry, keyed newest first, so a
+//! page of the default `-last_modified` order is one forward range scan
+//! from the start of the list, or from the `(ts, id)` the previous page
+//! ended at: O(page size), one sled read per object, nothing else.
 
 use std::ops::Bound;
-
-use sled::IVec;
 
 use crate::error::ProjectionError;
 use crate::event::{ObjectKey, Resource};
 use crate::keys;
 use crate::store::Store;
-use crate::values::{decode_u64, ObjVal};
-use crate::{RawObject, StoredObject};
+use crate::values::{decode_u64, LiveVal, ObjHead};
+use crate::{Permissions, RawObject, StoredObject};
 
 impl Store {
+    /// Two reads (`obj/` for the timestamp, then `lst/`), so run as one
+    /// consistent read: a batch landing between them makes it retry.
     pub(crate) fn get_raw(&self, key: &ObjectKey) -> Result<Option<RawObject>, ProjectionError> {
-        let k = keys::obj(key);
-        match self.tree().get(&k)? {
-            None => Ok(None),
-            Some(v) => {
-                let v = ObjVal::decode(&k, &v)?;
-                Ok((!v.deleted).then_some(RawObject {
-                    last_modified: v.last_modified,
-                    data: v.data,
-                    permissions: v.permissions,
-                }))
+        self.consistent(|| {
+            let k = keys::obj(key);
+            let Some(head) = self.tree().get(&k)? else {
+                return Ok(None);
+            };
+            let head = ObjHead::decode(&k, &head)?;
+            if head.deleted {
+                return Ok(None);
             }
-        }
+            let lk = keys::ordered(keys::LST, key, head.last_modified);
+            let v = self.tree().get(&lk)?.ok_or_else(|| {
+                ProjectionError::corrupt(&lk, "live object without its list entry")
+            })?;
+            let live = LiveVal::decode(&lk, &v)?;
+            Ok(Some(RawObject {
+                last_modified: head.last_modified,
+                data: live.data,
+                permissions: live.permissions,
+            }))
+        })
     }
 
     pub(crate) fn list_timestamp(
@@ -52,35 +60,30 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Live objects of a list in `last_modified` order, newest first when
-    /// `newest_first`, starting strictly after `after = (ts, id)`.
-    pub(crate) fn list(
+    /// Live objects of a list, newest first when `newest_first` (ties by
+    /// ascending id; exactly the reverse otherwise), starting strictly
+    /// after `after = (ts, id)`.
+    pub(crate) fn list_raw(
         &self,
         parent: &str,
         resource: Resource,
         after: Option<(u64, String)>,
         newest_first: bool,
-    ) -> ListIter {
+    ) -> RawListIter {
         let prefix = keys::list_prefix(keys::LST, parent, resource);
-        let start = Bound::Included(prefix.clone());
         let end = match keys::prefix_end(&prefix) {
             Some(e) => Bound::Excluded(e),
             None => Bound::Unbounded,
         };
-        let (start, end) = match (after, newest_first) {
+        let start = Bound::Included(prefix);
+        let at = after.map(|(ts, id)| keys::ordered_at(keys::LST, parent, resource, ts, &id));
+        let range = match (at, newest_first) {
             (None, _) => (start, end),
-            (Some((ts, id)), true) => (
-                start,
-                Bound::Excluded(keys::ordered_at(keys::LST, parent, resource, ts, &id)),
-            ),
-            (Some((ts, id)), false) => (
-                Bound::Excluded(keys::ordered_at(keys::LST, parent, resource, ts, &id)),
-                end,
-            ),
+            (Some(at), true) => (Bound::Excluded(at), end),
+            (Some(at), false) => (start, Bound::Excluded(at)),
         };
-        ListIter {
-            tree: self.tree().clone(),
-            inner: self.tree().range::<Vec<u8>, _>((start, end)),
+        RawListIter {
+            inner: self.tree().range::<Vec<u8>, _>(range),
             newest_first,
         }
     }
@@ -90,7 +93,7 @@ pub(crate) fn to_stored(
     key: &[u8],
     last_modified: u64,
     data: &[u8],
-    permissions: crate::Permissions,
+    permissions: Permissions,
 ) -> Result<StoredObject, ProjectionError> {
     let data = serde_json::from_slice(data)
         .map_err(|e| ProjectionError::corrupt(key, format!("object data: {e}")))?;
@@ -101,32 +104,58 @@ pub(crate) fn to_stored(
     })
 }
 
-/// A listing in progress. Owns what it needs (no borrow of
-/// [`crate::Projections`]), so it can be held across calls or moved to
-/// another thread. Entries whose object moved or vanished since the scan
-/// started are skipped: a write landed meanwhile; wrap the read in
-/// [`crate::Projections::consistent`] to see one state.
-pub struct ListIter {
-    tree: sled::Tree,
+/// A listing in progress, objects as stored (data as JSON bytes). Owns what
+/// it needs (no borrow of [`crate::Projections`]), so it can be kept or
+/// moved to another thread. Not a snapshot: wrap reads that must agree
+/// with a list timestamp in [`crate::Projections::consistent`].
+pub struct RawListIter {
     inner: sled::Iter,
     newest_first: bool,
 }
 
-impl std::fmt::Debug for ListIter {
+impl std::fmt::Debug for RawListIter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListIter")
+        f.debug_struct("RawListIter")
             .field("newest_first", &self.newest_first)
             .finish_non_exhaustive()
     }
 }
 
-impl ListIter {
-    fn next_entry(&mut self) -> Option<sled::Result<(IVec, IVec)>> {
-        if self.newest_first {
-            self.inner.next_back()
-        } else {
+impl Iterator for RawListIter {
+    type Item = Result<RawObject, ProjectionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = if self.newest_first {
             self.inner.next()
-        }
+        } else {
+            self.inner.next_back()
+        };
+        let (k, v) = match entry? {
+            Ok(kv) => kv,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let decoded = keys::decode_ordered(keys::LST, &k).and_then(|(_, ts)| {
+            let live = LiveVal::decode(&k, &v)?;
+            Ok(RawObject {
+                last_modified: ts,
+                data: live.data,
+                permissions: live.permissions,
+            })
+        });
+        Some(decoded)
+    }
+}
+
+/// A listing in progress, objects parsed ([`StoredObject`]); see
+/// [`RawListIter`].
+#[derive(Debug)]
+pub struct ListIter {
+    raw: RawListIter,
+}
+
+impl ListIter {
+    pub(crate) fn new(raw: RawListIter) -> Self {
+        ListIter { raw }
     }
 }
 
@@ -134,28 +163,15 @@ impl Iterator for ListIter {
     type Item = Result<StoredObject, ProjectionError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (k, _) = match self.next_entry()? {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
-            };
-            let step = || -> Result<Option<StoredObject>, ProjectionError> {
-                let (key, ts) = keys::decode_ordered(keys::LST, &k)?;
-                let ok = keys::obj(&key);
-                let Some(v) = self.tree.get(&ok)? else {
-                    return Ok(None);
-                };
-                let v = ObjVal::decode(&ok, &v)?;
-                if v.deleted || v.last_modified != ts {
-                    return Ok(None);
-                }
-                to_stored(&ok, v.last_modified, &v.data, v.permissions).map(Some)
-            };
-            match step() {
-                Ok(Some(obj)) => return Some(Ok(obj)),
-                Ok(None) => continue,
-                Err(e) => return Some(Err(e)),
-            }
-        }
+        let raw = match self.raw.next()? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(to_stored(
+            b"lst/",
+            raw.last_modified,
+            &raw.data,
+            raw.permissions,
+        ))
     }
 }

@@ -65,7 +65,10 @@ impl Store {
             Mode::Live => Some(FLUSH_EVERY_MS),
             Mode::Rebuild => None,
         };
+        // HighThroughput: measured ~10% more inserts/s than the default
+        // LowSpace here; disk use is watched and a rebuild compacts.
         let db = sled::Config::new()
+            .mode(sled::Mode::HighThroughput)
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(flush)

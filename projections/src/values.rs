@@ -8,69 +8,119 @@ use crate::error::ProjectionError;
 use crate::event::Permissions;
 use eventlog::{ChainHash, Head};
 
-/// An entry of the object view: a live object, or the tombstone a delete
-/// left in its list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ObjVal {
+/// An entry of the object view: where the object is in its list (its
+/// timestamp), and whether it is live (in `lst/`) or a tombstone (in
+/// `tmb/`). Small on purpose: it is read for every event applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObjHead {
     pub last_modified: u64,
     pub deleted: bool,
-    /// The object's JSON exactly as in the event (empty for a tombstone).
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
-    pub permissions: Permissions,
 }
 
-impl ObjVal {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        // Positional (not named) encoding: these are written once per event
-        // and never read by anything but this module.
-        rmp_serde::to_vec(self).expect("an ObjVal always serializes")
+impl ObjHead {
+    const LEN: usize = 9;
+    pub(crate) fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.last_modified.to_be_bytes());
+        b[8] = u8::from(self.deleted);
+        b
     }
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ProjectionError> {
-        rmp_serde::from_slice(bytes).map_err(|e| ProjectionError::corrupt(key, e))
+    pub(crate) fn decode(key: &[u8], b: &[u8]) -> Result<Self, ProjectionError> {
+        let (ts, flag) = match b {
+            [ts @ .., flag] if ts.len() == 8 => (ts, *flag),
+            _ => return Err(ProjectionError::corrupt(key, "object entry length")),
+        };
+        Ok(ObjHead {
+            last_modified: decode_u64(key, ts)?,
+            deleted: match flag {
+                0 => false,
+                1 => true,
+                _ => return Err(ProjectionError::corrupt(key, "deleted flag")),
+            },
+        })
     }
 }
 
-/// An entry of the changes index: where the object's latest event is in
-/// the log. A tombstone needs nothing from the log (id and timestamp are in
-/// the key), so `deleted` saves a read.
+/// Where an object's latest event is in the log: the record's offset and
+/// the event's index in the commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChgVal {
+pub(crate) struct LogPos {
     pub offset: u64,
-    /// Index of the event within the commit's `events`.
     pub idx: u32,
-    pub deleted: bool,
 }
 
-impl ChgVal {
-    const LEN: usize = 13;
+impl LogPos {
+    pub(crate) const LEN: usize = 12;
     pub(crate) fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[..8].copy_from_slice(&self.offset.to_be_bytes());
-        b[8..12].copy_from_slice(&self.idx.to_be_bytes());
-        b[12] = u8::from(self.deleted);
+        b[8..].copy_from_slice(&self.idx.to_be_bytes());
         b
     }
     pub(crate) fn decode(key: &[u8], b: &[u8]) -> Result<Self, ProjectionError> {
         let b: &[u8; Self::LEN] = b
             .try_into()
-            .map_err(|_| ProjectionError::corrupt(key, "change entry length"))?;
-        let (off, rest) = b.split_at(8);
-        let (idx, del) = rest.split_at(4);
-        Ok(ChgVal {
-            offset: u64::from_be_bytes(
-                off.try_into()
-                    .map_err(|_| ProjectionError::corrupt(key, "offset"))?,
-            ),
-            idx: u32::from_be_bytes(
-                idx.try_into()
-                    .map_err(|_| ProjectionError::corrupt(key, "index"))?,
-            ),
-            deleted: match del {
-                [0] => false,
-                [1] => true,
-                _ => return Err(ProjectionError::corrupt(key, "deleted flag")),
-            },
+            .map_err(|_| ProjectionError::corrupt(key, "log position length"))?;
+        let (off, idx) = b.split_at(8);
+        let idx: [u8; 4] = idx
+            .try_into()
+            .map_err(|_| ProjectionError::corrupt(key, "log position index"))?;
+        Ok(LogPos {
+            offset: decode_u64(key, off)?,
+            idx: u32::from_be_bytes(idx),
+        })
+    }
+}
+
+/// A live object's `lst/` entry: its log position, then its ACL and its
+/// data. Listing pages are forward scans over these, with no second read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LiveVal {
+    pub pos: LogPos,
+    pub permissions: Permissions,
+    /// The object's JSON exactly as in the event.
+    pub data: Vec<u8>,
+}
+
+/// The part of a `LiveVal` after the fixed-size position.
+#[derive(Serialize)]
+struct LiveRef<'a> {
+    permissions: &'a Permissions,
+    #[serde(with = "serde_bytes")]
+    data: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct LiveOwned {
+    permissions: Permissions,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+impl LiveVal {
+    pub(crate) fn encode(pos: LogPos, permissions: &Permissions, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(LogPos::LEN + data.len() + 64);
+        out.extend_from_slice(&pos.encode());
+        // Positional (not named): written once per event, read only here.
+        rmp_serde::encode::write(&mut out, &LiveRef { permissions, data })
+            .expect("a LiveVal always serializes");
+        out
+    }
+    /// Only the position, without decoding the rest.
+    pub(crate) fn pos(key: &[u8], b: &[u8]) -> Result<LogPos, ProjectionError> {
+        match b.get(..LogPos::LEN) {
+            Some(p) => LogPos::decode(key, p),
+            None => Err(ProjectionError::corrupt(key, "live entry too short")),
+        }
+    }
+    pub(crate) fn decode(key: &[u8], b: &[u8]) -> Result<Self, ProjectionError> {
+        let pos = Self::pos(key, b)?;
+        let rest: LiveOwned = rmp_serde::from_slice(&b[LogPos::LEN..])
+            .map_err(|e| ProjectionError::corrupt(key, e))?;
+        Ok(LiveVal {
+            pos,
+            permissions: rest.permissions,
+            data: rest.data,
         })
     }
 }
@@ -136,28 +186,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chg_val_round_trips_and_rejects_garbage() {
-        let v = ChgVal {
-            offset: 7,
-            idx: 3,
+    fn fixed_entries_round_trip_and_reject_garbage() {
+        let h = ObjHead {
+            last_modified: 7,
             deleted: true,
         };
-        assert_eq!(ChgVal::decode(b"k", &v.encode()).unwrap(), v);
-        assert!(ChgVal::decode(b"k", b"short").is_err());
-        let mut bad = v.encode();
-        bad[12] = 9;
-        assert!(ChgVal::decode(b"k", &bad).is_err());
+        assert_eq!(ObjHead::decode(b"k", &h.encode()).unwrap(), h);
+        assert!(ObjHead::decode(b"k", b"short").is_err());
+        let mut bad = h.encode();
+        bad[8] = 9;
+        assert!(ObjHead::decode(b"k", &bad).is_err());
+        let p = LogPos {
+            offset: 1 << 40,
+            idx: 3,
+        };
+        assert_eq!(LogPos::decode(b"k", &p.encode()).unwrap(), p);
+        assert!(LogPos::decode(b"k", &p.encode()[..11]).is_err());
     }
 
     #[test]
-    fn obj_val_round_trips() {
-        let v = ObjVal {
-            last_modified: 5,
-            deleted: false,
-            data: br#"{"id":"a","n":1.0}"#.to_vec(),
-            permissions: [("write".to_owned(), vec!["u".to_owned()])].into(),
-        };
-        assert_eq!(ObjVal::decode(b"k", &v.encode()).unwrap(), v);
-        assert!(ObjVal::decode(b"k", b"\xc1").is_err());
+    fn live_entries_round_trip() {
+        let pos = LogPos { offset: 5, idx: 1 };
+        let perms: Permissions = [("write".to_owned(), vec!["u".to_owned()])].into();
+        let data = br#"{"id":"a","n":1.0}"#;
+        let b = LiveVal::encode(pos, &perms, data);
+        assert_eq!(LiveVal::pos(b"k", &b).unwrap(), pos);
+        assert_eq!(
+            LiveVal::decode(b"k", &b).unwrap(),
+            LiveVal {
+                pos,
+                permissions: perms,
+                data: data.to_vec()
+            }
+        );
+        assert!(LiveVal::decode(b"k", &b[..14]).is_err());
+        assert!(LiveVal::decode(b"k", b"tiny").is_err());
     }
 }

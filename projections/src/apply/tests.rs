@@ -84,31 +84,34 @@ impl Fixture {
         newest_first: bool,
     ) -> Vec<String> {
         self.store
-            .list(
+            .list_raw(
                 parent,
                 resource,
                 after.map(|(t, i)| (t, i.to_owned())),
                 newest_first,
             )
-            .map(|o| o.unwrap().data["id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-    /// `(id, ts, deleted)` of the change index of a list, oldest first.
-    fn changes(&self, parent: &str, resource: Resource) -> Vec<(String, u64, bool)> {
-        let prefix = crate::keys::list_prefix(crate::keys::CHG, parent, resource);
-        self.store
-            .tree()
-            .scan_prefix(prefix)
-            .map(|kv| {
-                let (k, v) = kv.unwrap();
-                let (key, ts) = crate::keys::decode_ordered(crate::keys::CHG, &k).unwrap();
-                (
-                    key.id,
-                    ts,
-                    crate::values::ChgVal::decode(&k, &v).unwrap().deleted,
-                )
+            .map(|o| {
+                let o = o.unwrap();
+                let data: serde_json::Value = serde_json::from_slice(&o.data).unwrap();
+                assert_eq!(data["last_modified"], o.last_modified);
+                data["id"].as_str().unwrap().to_owned()
             })
             .collect()
+    }
+    /// `(id, ts, deleted)` of the changes index (`lst/` and `tmb/`) of a
+    /// list, oldest first.
+    fn changes(&self, parent: &str, resource: Resource) -> Vec<(String, u64, bool)> {
+        let mut out = Vec::new();
+        for (tag, deleted) in [(crate::keys::LST, false), (crate::keys::TMB, true)] {
+            let prefix = crate::keys::list_prefix(tag, parent, resource);
+            for kv in self.store.tree().scan_prefix(prefix) {
+                let (k, _) = kv.unwrap();
+                let (key, ts) = crate::keys::decode_ordered(tag, &k).unwrap();
+                out.push((key.id, ts, deleted));
+            }
+        }
+        out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        out
     }
     fn principals(
         &self,
@@ -175,29 +178,36 @@ fn listing_is_newest_first_with_id_ties_and_pages_strictly_after() {
         json!({}),
         &[],
     )]);
-    assert_eq!(f.ids(C, Resource::Record, None, true), ["d", "c", "b", "a"]);
+    // Newest first, ties by ascending id; oldest first is the exact reverse.
+    assert_eq!(f.ids(C, Resource::Record, None, true), ["d", "b", "c", "a"]);
     assert_eq!(
         f.ids(C, Resource::Record, Some((4, "d")), true),
-        ["c", "b", "a"]
+        ["b", "c", "a"]
     );
-    assert_eq!(f.ids(C, Resource::Record, Some((2, "c")), true), ["b", "a"]);
+    assert_eq!(f.ids(C, Resource::Record, Some((2, "b")), true), ["c", "a"]);
+    assert_eq!(f.ids(C, Resource::Record, Some((2, "c")), true), ["a"]);
     assert_eq!(
         f.ids(C, Resource::Record, Some((1, "a")), true),
         Vec::<String>::new()
     );
     assert_eq!(
         f.ids(C, Resource::Record, None, false),
-        ["a", "b", "c", "d"]
+        ["a", "c", "b", "d"]
     );
     assert_eq!(
-        f.ids(C, Resource::Record, Some((2, "b")), false),
-        ["c", "d"]
+        f.ids(C, Resource::Record, Some((2, "c")), false),
+        ["b", "d"]
+    );
+    assert_eq!(
+        f.ids(C, Resource::Record, Some((4, "d")), false),
+        Vec::<String>::new()
     );
     // A page boundary on an object that has since moved still works.
     assert_eq!(
         f.ids(C, Resource::Record, Some((3, "gone")), true),
-        ["c", "b", "a"]
+        ["b", "c", "a"]
     );
+    assert_eq!(f.ids(C, Resource::Record, Some((3, "gone")), false), ["d"]);
 }
 
 #[test]
@@ -255,6 +265,24 @@ fn a_delete_leaves_a_tombstone_that_a_recreate_replaces() {
         [("a".into(), 4, false), ("b".into(), 6, true)]
     );
     assert_eq!(f.store.count(C, Resource::Record).unwrap(), 1);
+}
+
+#[test]
+fn a_list_timestamp_never_goes_back_even_for_an_older_timestamp() {
+    // Kinto stores a client-supplied `last_modified` from the past on create.
+    let mut f = Fixture::new();
+    f.commit(vec![put(&rec("a"), 10, json!({}), &[])]);
+    f.commit(vec![put(&rec("old"), 5, json!({}), &[])]);
+    assert_eq!(
+        f.store.list_timestamp(C, Resource::Record).unwrap(),
+        Some(10)
+    );
+    f.commit(vec![del(&rec("old"), 7)]);
+    assert_eq!(
+        f.store.list_timestamp(C, Resource::Record).unwrap(),
+        Some(10)
+    );
+    assert_eq!(f.ids(C, Resource::Record, None, true), ["a"]);
 }
 
 /// A bucket with a bit of everything below it, and a sibling bucket whose
