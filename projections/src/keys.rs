@@ -369,6 +369,7 @@ mod tests {
             ObjectKey::collection("b", "c"),
             ObjectKey::group("b", "g"),
             ObjectKey::record("b", "c", "r\0x"),
+            ObjectKey::account("a"),
         ] {
             assert_eq!(decode_obj(&obj(&key)).unwrap(), key);
             assert_eq!(

@@ -539,6 +539,21 @@ fn the_principal_index_follows_each_objects_own_acl() {
         f.principals(&["g"], C, Resource::Record),
         [("a".into(), s(&["write"]))]
     );
+    // Across lists: every object naming a principal.
+    f.commit(vec![put(
+        &ObjectKey::account("g"),
+        7,
+        json!({}),
+        &[("write", &["g"])],
+    )]);
+    assert_eq!(
+        f.store.objects_naming("g").unwrap(),
+        [
+            (ObjectKey::account("g"), s(&["write"])),
+            (rec("a"), s(&["write"]))
+        ]
+    );
+    assert!(f.store.objects_naming("nobody").unwrap().is_empty());
 }
 
 #[test]
