@@ -16,7 +16,8 @@ use crate::values::{decode_u64, encode_u64, LiveVal, LogPos, ObjHead};
 
 /// Applies the commits above the applied offset in one atomic batch that
 /// also moves `meta/applied`. Commits at or below it are skipped, so
-/// replaying what is already applied is a no-op. Returns how many commits
+/// replaying what is already applied is a no-op; a commit that skips an
+/// offset fails the whole call (nothing written). Returns how many commits
 /// were applied.
 pub(crate) fn apply_commits(
     store: &Store,
@@ -29,6 +30,12 @@ pub(crate) fn apply_commits(
     for (head, commit) in commits {
         if head.offset <= last.offset {
             continue;
+        }
+        if head.offset != last.offset + 1 {
+            return Err(ProjectionError::Gap {
+                applied: last.offset,
+                next: head.offset,
+            });
         }
         for (idx, event) in commit.events.iter().enumerate() {
             let idx = u32::try_from(idx).map_err(|_| ProjectionError::Decode {

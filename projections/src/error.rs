@@ -21,6 +21,11 @@ pub enum ProjectionError {
     /// A key or value in the projection store is not what this code wrote.
     #[error("corrupt projection entry {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    /// `apply` was given a commit that does not follow the applied one:
+    /// log offsets are dense, so a commit in between was never applied.
+    /// The views are left as they were; a restart replays the log.
+    #[error("commit at log offset {next} does not follow the applied offset {applied}")]
+    Gap { applied: u64, next: u64 },
     /// Renaming, creating or removing the projection directory failed.
     #[error("projection directory: {0}")]
     Io(#[from] std::io::Error),

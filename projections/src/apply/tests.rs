@@ -599,6 +599,31 @@ fn commits_at_or_below_the_applied_offset_are_skipped() {
     assert_eq!(f.store.applied(), head(2));
 }
 
+#[test]
+fn a_commit_that_skips_an_offset_is_refused_and_nothing_is_written() {
+    let mut f = Fixture::new();
+    f.commit(vec![put(&rec("a"), 1, json!({}), &[])]);
+    let dump = f.store.dump().unwrap();
+    let c = Commit {
+        request_id: "r".into(),
+        user_id: None,
+        events: vec![put(&rec("b"), 2, json!({}), &[])],
+    };
+    let err = super::apply_commits(&f.store, &[(head(2), &c), (head(4), &c)]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::ProjectionError::Gap {
+                applied: 2,
+                next: 4
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(f.store.dump().unwrap(), dump);
+    assert_eq!(f.store.applied(), head(1));
+}
+
 mod batches {
     use super::*;
     use proptest::prelude::*;
