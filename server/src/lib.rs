@@ -27,6 +27,7 @@
 //! - `ids`: object id rules and generation.
 //! - `settings`: typed settings from file, `KINTO_*` environment and flags.
 //! - `errors`: the one error type and Kinto's errno table.
+//! - `tools`: audit and recovery CLI: log verify/show/checkpoint/replay, snapshot, restore.
 
 pub mod access;
 pub mod app;
@@ -55,3 +56,4 @@ pub mod sequencer;
 pub mod serve;
 pub mod settings;
 pub mod state;
+pub mod tools;
