@@ -10,7 +10,6 @@ use projections::Resource;
 use serde_json::json;
 
 use crate::access::Target;
-use crate::auth::basic_auth_userid;
 use crate::default_bucket::default_bucket_id;
 use crate::errors::{ApiError, Location};
 use crate::ids::is_valid_id;
@@ -38,6 +37,11 @@ pub fn router(state: AppState) -> Router {
 async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<Body> {
     let origin = req.headers().get(header::ORIGIN).cloned();
     let is_head = req.method() == Method::HEAD;
+    let (started, method, path) = (
+        std::time::Instant::now(),
+        req.method().clone(),
+        req.uri().path().to_owned(),
+    );
     let mut resp = match serve(&state, req).await {
         Ok(reply) => reply.into_response(is_head),
         Err(Answer::Error(e)) => {
@@ -55,6 +59,7 @@ async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<B
             HeaderValue::from_static("*"),
         );
     }
+    crate::plugins::observe(&state, &method, &path, resp.status(), started.elapsed());
     resp
 }
 
@@ -177,14 +182,9 @@ pub async fn identify(
     state: &AppState,
     authorization: Option<&HeaderValue>,
 ) -> Result<Identity, ApiError> {
-    let uid = match crate::plugins::authenticate(state, authorization).await? {
-        Some(uid) => uid,
-        None => {
-            match basic_auth_userid(authorization, state.settings.userid_hmac_secret.expose()) {
-                Some(uid) => uid,
-                None => return Ok(Identity::anonymous()),
-            }
-        }
+    // The `multiauth.policies` pipeline (accounts, Basic Auth) in order.
+    let Some(uid) = crate::plugins::authenticate(state, authorization).await? else {
+        return Ok(Identity::anonymous());
     };
     let mut groups = state
         .projections
@@ -215,8 +215,9 @@ pub(crate) fn target_of(
         id,
     } = rp;
     let mut scope = DefaultScope::default();
-    let uses_default = parents.bucket.as_deref() == Some("default")
-        || (resource == Resource::Bucket && id.as_deref() == Some("default"));
+    let uses_default = crate::plugins::default_bucket_enabled(state)
+        && (parents.bucket.as_deref() == Some("default")
+            || (resource == Resource::Bucket && id.as_deref() == Some("default")));
     let mut bucket = parents.bucket.clone();
     let mut id = id;
     if uses_default {

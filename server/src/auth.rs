@@ -71,6 +71,12 @@ pub fn principals(user_id: Option<&str>, group_uris: &[String]) -> Vec<String> {
     }
 }
 
+/// `(user, password)` of a Basic `Authorization` header (for the accounts
+/// policy), read exactly as [`basic_auth_userid`] reads it.
+pub fn basic_credentials_of(authorization: &HeaderValue) -> Option<(String, String)> {
+    basic_credentials(authorization.as_bytes())
+}
+
 /// `(user, password)` from an `Authorization` value, as Pyramid reads it.
 fn basic_credentials(header: &[u8]) -> Option<(String, String)> {
     // `authorization.split(' ', 1)`; the scheme compared case-insensitively.

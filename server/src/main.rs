@@ -39,6 +39,27 @@ enum Command {
         /// Configuration file (TOML, Kinto setting names).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// An existing Kinto ini file (`[app:main]`, `[server:main]`).
+        #[arg(long)]
+        ini: Option<PathBuf>,
+    },
+    /// Create an account, or reset its password (Kinto's `create-user`).
+    CreateUser {
+        /// Data directory (log, projections, secrets).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Configuration file (TOML, Kinto setting names).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// An existing Kinto ini file.
+        #[arg(long)]
+        ini: Option<PathBuf>,
+        /// The account id (prompted for when missing).
+        #[arg(short, long)]
+        username: Option<String>,
+        /// The password (prompted for, twice, when missing).
+        #[arg(short, long)]
+        password: Option<String>,
     },
     /// Audit the event log: verify, show, checkpoint, replay.
     Log {
@@ -288,11 +309,27 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::CreateUser {
+            data,
+            config,
+            ini,
+            username,
+            password,
+        } => {
+            let src = SettingsSource {
+                config_file: config,
+                host: None,
+                port: None,
+                data_dir: data,
+            };
+            cairn::plugins::cli::create_user(&src, ini.as_deref(), username, password)
+        }
         Command::Serve {
             host,
             port,
             data,
             config,
+            ini,
         } => {
             let src = SettingsSource {
                 config_file: config,
@@ -301,7 +338,7 @@ fn main() -> ExitCode {
                 data_dir: data,
             };
             let env: Vec<(String, String)> = std::env::vars().collect();
-            let mut settings = match Settings::load(&src, &env) {
+            let mut settings = match Settings::load_with_ini(&src, ini.as_deref(), &env) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("cairn: configuration error: {e}");

@@ -41,6 +41,9 @@ pub struct Reply {
     pub timestamp: Option<u64>,
     pub exposure: Exposure,
     pub headers: Vec<(HeaderName, String)>,
+    /// A body that is not JSON (metrics text, files), sent as it is; its
+    /// `Content-Type` is in `headers`.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -56,6 +59,19 @@ impl Reply {
             timestamp,
             exposure,
             headers: Vec::new(),
+            raw: None,
+        }
+    }
+
+    /// A non-JSON answer of `content_type`.
+    pub fn raw(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Self {
+        Reply {
+            status,
+            body: None,
+            timestamp: None,
+            exposure: Exposure::Basic,
+            headers: vec![(header::CONTENT_TYPE, content_type.to_owned())],
+            raw: Some(bytes),
         }
     }
 
@@ -66,6 +82,7 @@ impl Reply {
             timestamp: Some(timestamp),
             exposure: Exposure::Basic,
             headers: Vec::new(),
+            raw: None,
         }
     }
 
@@ -91,14 +108,15 @@ impl Reply {
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             self.exposure.headers(),
         );
-        let bytes = match &self.body {
-            Some(v) => {
+        let bytes = match (&self.body, self.raw) {
+            (_, Some(raw)) => raw,
+            (Some(v), None) => {
                 add_json_headers(hdrs);
                 serde_json::to_vec(v).unwrap_or_default()
             }
-            None => Vec::new(),
+            (None, None) => Vec::new(),
         };
-        if self.body.is_some() {
+        if self.body.is_some() || hdrs.contains_key(header::CONTENT_TYPE) {
             insert(hdrs, header::CONTENT_LENGTH, &bytes.len().to_string());
         }
         let body = if head {

@@ -25,26 +25,18 @@ pub fn root(state: &AppState, ctx: &Ctx) -> Reply {
             "explicit_permissions": true,
             "readonly": s.readonly,
         },
-        "capabilities": {
-            "basicauth": {
-                "description": "Very basic authentication sessions. Not for production use.",
-                "url": "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
-            },
-            "default_bucket": {
-                "description": "The default bucket is an alias for a personal bucket where collections are created implicitly.",
-                "url": "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default",
-            },
-        },
+        // basicauth, default_bucket and the other plugins, as configured.
+        "capabilities": crate::plugins::capabilities(state),
     });
-    if let Some(caps) = body["capabilities"].as_object_mut() {
-        caps.extend(crate::plugins::capabilities(state));
-    }
     if let Some(uid) = &ctx.identity.user_id {
         body["user"] = json!({
             "id": uid,
             "principals": ctx.identity.principals,
-            "bucket": default_bucket_id(s.default_bucket_hmac_secret.expose(), uid),
         });
+        if crate::plugins::default_bucket_enabled(state) {
+            body["user"]["bucket"] =
+                json!(default_bucket_id(s.default_bucket_hmac_secret.expose(), uid));
+        }
     }
     Reply::json(StatusCode::OK, body, None, Exposure::Basic)
 }

@@ -62,12 +62,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     if !settings.unknown.is_empty() {
         tracing::warn!(settings = ?settings.unknown, "unknown settings ignored");
     }
+    crate::plugins::report_settings(&settings);
     let state = AppState {
         inner: Arc::new(Shared {
             settings,
             projections,
             log: reader,
             sequencer,
+            plugins: Arc::default(),
             schemas: Arc::default(),
             started_ms,
         }),

@@ -62,7 +62,36 @@
 //! | `project_name` | `kinto` | `GET /v1/` |
 //! | `project_version` | Cairn's version | `GET /v1/` |
 //! | `http_api_version` | `1.23` | `GET /v1/` |
+//! | `includes` | `kinto.plugins.default_bucket` | plugins switched on (Kinto's names) |
+//! | `multiauth.policies` | `basicauth` (`account basicauth` with accounts) | authentication policies, in order |
+//! | `multiauth.policy.<name>.use` | — | a policy's implementation (`…AccountsPolicy`, `…BasicAuth…`) |
+//! | `account_create_principals` | none | who may create accounts over HTTP |
+//! | `account_write_principals` | none | account administrators |
+//! | `account_read_principals` | none | who may list every account (with admin rights) |
+//! | `account_cache_ttl_seconds` | `30` | account password verification cache |
+//! | `experimental_permissions_endpoint` | `false` | `GET /v1/permissions` |
+//! | `permissions_read_principals` | `system.Everyone` | who may call `/permissions` |
+//! | `history.exclude_resources` | none | bucket/collection/object URIs kept out of history |
+//! | `history.exclude_user_ids` | none | users whose changes are kept out of history |
+//! | `prometheus_prefix` | project name | metric name prefix |
+//! | `attachment.base_path` | `<data_dir>/attachments` | where attachment files go |
+//! | `attachment.base_url` | the server's `/attachments/` | where clients download them |
+//! | `attachment.extensions` | Kinto's default set | allowed file extensions |
+//! | `attachment.max_size_bytes` | none | largest upload |
+//! | `attachment.gzip` | `false` | store files gzipped |
+//!
+//! # Kinto ini files
+//!
+//! `cairn serve --ini kinto.ini` reads an existing Kinto configuration:
+//! `[app:main]` keys (`kinto.*`, unprefixed names, `multiauth.*`) and
+//! `[server:main]` `host` / `port`. Continuation lines (indented) extend a
+//! value, `#`/`;` start comments. Values are JSON-decoded as Kinto does.
+//! Settings that only make sense for Kinto's Python backends
+//! (`storage_backend`, `cache_url`…) are listed in [`Settings::ignored`];
+//! anything else Cairn does not know lands in [`Settings::unknown`]. Both
+//! are reported at start.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -118,9 +147,84 @@ pub struct Settings {
     pub project_name: String,
     pub project_version: String,
     pub http_api_version: String,
+    /// Kinto plugin names switched on (`includes`), as given.
+    pub includes: Vec<String>,
+    /// `multiauth.policies` as configured; `None` when not configured
+    /// (see [`Settings::policies`] for what is used then).
+    pub multiauth_policies: Option<Vec<String>>,
+    /// `multiauth.policy.<name>.use`, by policy name.
+    pub multiauth_policy_use: BTreeMap<String, String>,
+    /// Who may create accounts over HTTP (`account:create`).
+    pub account_create_principals: Vec<String>,
+    /// Account administrators: write (and read) on every account.
+    pub account_write_principals: Vec<String>,
+    /// Read on every account (listing all of them, with admin rights).
+    pub account_read_principals: Vec<String>,
+    /// Lifetime of a successful password check, in seconds (sliding).
+    pub account_cache_ttl_seconds: u64,
+    pub experimental_permissions_endpoint: bool,
+    /// Who may call `/permissions`.
+    pub permissions_read_principals: Vec<String>,
+    /// `history.exclude_resources`: URIs (`/buckets/b`,
+    /// `/buckets/b/collections/c`, an object URI) kept out of history.
+    pub history_exclude_resources: Vec<String>,
+    /// `history.exclude_user_ids`: users whose changes are kept out.
+    pub history_exclude_user_ids: Vec<String>,
+    /// `prometheus_prefix`: metric name prefix (default: the project name).
+    pub prometheus_prefix: Option<String>,
+    /// `attachment.*` settings.
+    pub attachment: AttachmentSettings,
+    /// Kinto settings Cairn accepts but that do not apply to it (Python
+    /// backends, pools, logging): reported at start, then ignored.
+    pub ignored: Vec<String>,
     /// Setting names given but not understood (config keys as written, or
     /// environment variable names), to be reported at start.
     pub unknown: Vec<String>,
+}
+
+/// The attachments plugin's settings (`attachment.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachmentSettings {
+    /// Where files are stored; default `<data_dir>/attachments`.
+    pub base_path: Option<PathBuf>,
+    /// Base URL of downloads; default `<server origin>/attachments/`.
+    pub base_url: Option<String>,
+    /// Allowed extensions (without the dot); `None` = Kinto's default set.
+    pub extensions: Option<Vec<String>>,
+    pub max_size_bytes: Option<u64>,
+    /// Store files gzip-compressed (served with `Content-Encoding: gzip`).
+    pub gzip: bool,
+    pub keep_old_files: bool,
+}
+
+/// Kinto's plugin names, as written in `includes`.
+pub mod plugin {
+    pub const DEFAULT_BUCKET: &str = "kinto.plugins.default_bucket";
+    pub const ACCOUNTS: &str = "kinto.plugins.accounts";
+    pub const HISTORY: &str = "kinto.plugins.history";
+    pub const FLUSH: &str = "kinto.plugins.flush";
+    pub const PROMETHEUS: &str = "kinto.plugins.prometheus";
+    pub const ATTACHMENT: &str = "kinto_attachment";
+    /// Every plugin Cairn has a built-in equivalent for.
+    pub const SUPPORTED: &[&str] = &[
+        DEFAULT_BUCKET,
+        ACCOUNTS,
+        HISTORY,
+        FLUSH,
+        PROMETHEUS,
+        ATTACHMENT,
+    ];
+}
+
+/// An authentication policy of `multiauth.policies`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// The accounts plugin's policy (user ids `account:<name>`).
+    Accounts,
+    /// Kinto's legacy Basic Auth (any user:password is a user).
+    BasicAuth,
+    /// A policy Cairn does not implement (OpenID…): never authenticates.
+    Unsupported(String),
 }
 
 /// What the command line says (each `None` = not given).
@@ -152,6 +256,10 @@ pub enum SettingsError {
     Secrets { path: PathBuf, source: io::Error },
     #[error("secrets file {} is damaged: {message}", path.display())]
     SecretsFile { path: PathBuf, message: String },
+    /// Settings that are each valid but do not make sense together (Kinto's
+    /// `ConfigurationError`).
+    #[error("configuration error: {0}")]
+    Inconsistent(String),
 }
 
 /// Environment variables that configure settings start with this.
@@ -182,6 +290,20 @@ impl Default for Settings {
             project_name: "kinto".to_owned(),
             project_version: env!("CARGO_PKG_VERSION").to_owned(),
             http_api_version: "1.23".to_owned(),
+            includes: vec![plugin::DEFAULT_BUCKET.to_owned()],
+            multiauth_policies: None,
+            multiauth_policy_use: BTreeMap::new(),
+            account_create_principals: Vec::new(),
+            account_write_principals: Vec::new(),
+            account_read_principals: Vec::new(),
+            account_cache_ttl_seconds: 30,
+            experimental_permissions_endpoint: false,
+            permissions_read_principals: vec!["system.Everyone".to_owned()],
+            history_exclude_resources: Vec::new(),
+            history_exclude_user_ids: Vec::new(),
+            prometheus_prefix: None,
+            attachment: AttachmentSettings::default(),
+            ignored: Vec::new(),
             unknown: Vec::new(),
         }
     }
@@ -201,15 +323,32 @@ impl Settings {
     /// in (normally `std::env::vars().collect()`) so tests need not touch the
     /// process environment. Does not touch the data directory.
     pub fn load(src: &SettingsSource, env: &[(String, String)]) -> Result<Settings, SettingsError> {
+        Settings::load_with_ini(src, None, env)
+    }
+
+    /// [`Settings::load`], with a Kinto ini file (`[app:main]`,
+    /// `[server:main]`) read first: defaults < ini < TOML config file <
+    /// environment < flags.
+    pub fn load_with_ini(
+        src: &SettingsSource,
+        ini: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, SettingsError> {
         let mut settings = Settings::default();
+
+        if let Some(path) = ini {
+            for (key, value) in crate::plugins::config_ini::read_ini(path)? {
+                let origin = format!("{} key '{key}'", path.display());
+                let name = key.strip_prefix(NAME_PREFIX).unwrap_or(&key);
+                settings.apply_or_report(name, &key, Raw::File(&value), &origin)?;
+            }
+        }
 
         if let Some(path) = &src.config_file {
             for (key, value) in read_config(path)? {
                 let origin = format!("{} key '{key}'", path.display());
                 let name = key.strip_prefix(NAME_PREFIX).unwrap_or(&key);
-                if !settings.apply(name, Raw::File(&value), &origin)? {
-                    settings.unknown.push(key.clone());
-                }
+                settings.apply_or_report(name, &key, Raw::File(&value), &origin)?;
             }
         }
 
@@ -222,10 +361,8 @@ impl Settings {
             if ENV_NOT_SETTINGS.contains(&key.as_str()) {
                 continue;
             }
-            let name = key[ENV_PREFIX.len()..].to_lowercase();
-            if !settings.apply(&name, Raw::Env(value), &format!("environment {key}"))? {
-                settings.unknown.push(key.clone());
-            }
+            let name = env_setting_name(&key[ENV_PREFIX.len()..].to_lowercase());
+            settings.apply_or_report(&name, key, Raw::Env(value), &format!("environment {key}"))?;
         }
 
         if let Some(host) = &src.host {
@@ -237,7 +374,98 @@ impl Settings {
         if let Some(data_dir) = &src.data_dir {
             settings.data_dir = data_dir.clone();
         }
+        settings.check_consistency()?;
         Ok(settings)
+    }
+
+    /// [`Self::apply`], recording names that are not understood (`unknown`)
+    /// or that do not apply to Cairn (`ignored`).
+    fn apply_or_report(
+        &mut self,
+        name: &str,
+        as_given: &str,
+        raw: Raw<'_>,
+        origin: &str,
+    ) -> Result<(), SettingsError> {
+        if !self.apply(name, raw, origin)? {
+            if is_not_applicable(name) {
+                self.ignored.push(as_given.to_owned());
+            } else {
+                self.unknown.push(as_given.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Is the Kinto plugin `name` (e.g. `kinto.plugins.history`) included?
+    pub fn includes(&self, name: &str) -> bool {
+        self.includes.iter().any(|i| i == name)
+    }
+
+    /// Plugins named in `includes` that Cairn has no equivalent for.
+    pub fn unsupported_includes(&self) -> Vec<String> {
+        self.includes
+            .iter()
+            .filter(|i| !plugin::SUPPORTED.contains(&i.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The authentication policies in order. Not configured: `basicauth`,
+    /// preceded by `account` when the accounts plugin is included (Kinto
+    /// would authenticate nobody, and refuse to start with accounts but no
+    /// accounts policy: Cairn picks the usual setup instead).
+    pub fn policies(&self) -> Vec<Policy> {
+        let names = match &self.multiauth_policies {
+            Some(names) => names.clone(),
+            None if self.includes(plugin::ACCOUNTS) => {
+                vec!["account".to_owned(), "basicauth".to_owned()]
+            }
+            None => vec!["basicauth".to_owned()],
+        };
+        names.iter().map(|n| self.policy(n)).collect()
+    }
+
+    /// What the policy called `name` is: its `.use` setting if given, else
+    /// the built-in meaning of the names `basicauth` and `account(s)`.
+    fn policy(&self, name: &str) -> Policy {
+        match self.multiauth_policy_use.get(name) {
+            Some(using) if using.ends_with("AccountsPolicy") => Policy::Accounts,
+            Some(using) if using.to_lowercase().contains("basicauth") => Policy::BasicAuth,
+            Some(using) => Policy::Unsupported(format!("{name} ({using})")),
+            None => match name {
+                "basicauth" => Policy::BasicAuth,
+                "account" | "accounts" => Policy::Accounts,
+                other => Policy::Unsupported(other.to_owned()),
+            },
+        }
+    }
+
+    /// Kinto's start-up checks of settings that only make sense together.
+    fn check_consistency(&self) -> Result<(), SettingsError> {
+        let policies = self.policies();
+        let accounts_at = policies.iter().position(|p| *p == Policy::Accounts);
+        let basic_at = policies.iter().position(|p| *p == Policy::BasicAuth);
+        if self.includes(plugin::ACCOUNTS) && accounts_at.is_none() {
+            return Err(SettingsError::Inconsistent(
+                "the accounts plugin is included but no policy of multiauth.policies uses kinto.plugins.accounts.AccountsPolicy".to_owned(),
+            ));
+        }
+        if let (Some(a), Some(b)) = (accounts_at, basic_at) {
+            if b < a {
+                return Err(SettingsError::Inconsistent(
+                    "basicauth must not come before the accounts policy in multiauth.policies (it would accept every account login)".to_owned(),
+                ));
+            }
+        }
+        for p in &self.account_create_principals {
+            if p != "system.Everyone" && !self.account_write_principals.contains(p) {
+                return Err(SettingsError::Inconsistent(format!(
+                    "'{p}' is in account_create_principals but not in account_write_principals"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Sets the setting `name` (unprefixed) from `raw`. `Ok(false)` when the
@@ -271,7 +499,37 @@ impl Settings {
             "project_name" => self.project_name = field.text()?,
             "project_version" => self.project_version = field.text()?,
             "http_api_version" => self.http_api_version = field.text()?,
-            _ => return Ok(false),
+            "includes" => self.includes = field.list()?,
+            "multiauth.policies" => self.multiauth_policies = Some(field.list()?),
+            "account_create_principals" => self.account_create_principals = field.list()?,
+            "account_write_principals" => self.account_write_principals = field.list()?,
+            "account_read_principals" => self.account_read_principals = field.list()?,
+            "account_cache_ttl_seconds" => self.account_cache_ttl_seconds = field.unsigned()?,
+            "experimental_permissions_endpoint" => {
+                self.experimental_permissions_endpoint = field.boolean()?
+            }
+            "permissions_read_principals" => self.permissions_read_principals = field.list()?,
+            "history.exclude_resources" => self.history_exclude_resources = field.list()?,
+            "history.exclude_user_ids" => self.history_exclude_user_ids = field.list()?,
+            "prometheus_prefix" => self.prometheus_prefix = Some(field.text()?),
+            "attachment.base_path" => {
+                self.attachment.base_path = Some(PathBuf::from(field.text()?))
+            }
+            "attachment.base_url" => self.attachment.base_url = Some(field.text()?),
+            "attachment.extensions" => self.attachment.extensions = Some(field.list()?),
+            "attachment.max_size_bytes" => self.attachment.max_size_bytes = Some(field.unsigned()?),
+            "attachment.gzip" => self.attachment.gzip = field.boolean()?,
+            "attachment.keep_old_files" => self.attachment.keep_old_files = field.boolean()?,
+            _ => {
+                let Some(policy) = name
+                    .strip_prefix("multiauth.policy.")
+                    .and_then(|rest| rest.strip_suffix(".use"))
+                else {
+                    return Ok(false);
+                };
+                self.multiauth_policy_use
+                    .insert(policy.to_owned(), field.text()?);
+            }
         }
         Ok(true)
     }
@@ -437,6 +695,69 @@ impl Field<'_> {
                 .collect()),
         }
     }
+}
+
+/// Kinto settings that configure what Cairn does not have (Python storage,
+/// cache and permission backends, pools, WSGI and logging details): accepted
+/// and reported at start, never an error.
+fn is_not_applicable(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "storage_",
+        "cache_",
+        "permission_",
+        "statsd_",
+        "sentry_",
+        "newrelic_",
+        "profiler_",
+        "multiauth.policy.",
+    ];
+    const NAMES: &[&str] = &[
+        "use",
+        "pyramid.debug_notfound",
+        "pyramid.debug_routematch",
+        "pyramid.reload_templates",
+        "pyramid.includes",
+        "transaction_per_request",
+        "json_renderer",
+        "multiauth.groupfinder",
+        "multiauth.authorization_policy",
+        "bucket_id_generator",
+        "collection_id_generator",
+        "group_id_generator",
+        "record_id_generator",
+        "id_generator",
+        "version_json_path",
+        "event_listeners",
+        "heartbeat_timeout_seconds",
+    ];
+    name != "storage_max_fetch_size"
+        && (NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p)))
+}
+
+/// The setting named by an environment variable (after `KINTO_`, lower
+/// case): dots and dashes became underscores, so dotted names are looked up.
+fn env_setting_name(lower: &str) -> String {
+    const DOTTED: &[&str] = &[
+        "multiauth.policies",
+        "history.exclude_resources",
+        "history.exclude_user_ids",
+        "attachment.base_path",
+        "attachment.base_url",
+        "attachment.extensions",
+        "attachment.max_size_bytes",
+        "attachment.gzip",
+        "attachment.keep_old_files",
+    ];
+    if let Some(d) = DOTTED.iter().find(|d| d.replace(['.', '-'], "_") == lower) {
+        return (*d).to_owned();
+    }
+    if let Some(name) = lower
+        .strip_prefix("multiauth_policy_")
+        .and_then(|rest| rest.strip_suffix("_use"))
+    {
+        return format!("multiauth.policy.{name}.use");
+    }
+    lower.to_owned()
 }
 
 fn is_secret(name: &str) -> bool {
@@ -764,15 +1085,9 @@ mod tests {
             ("HOME", "/root"),
         ]);
         let s = Settings::load(&src, &vars).expect("load");
-        assert_eq!(
-            s.unknown,
-            vec![
-                "includes",
-                "multiauth.policies",
-                "paginate_bye",
-                "KINTO_STORAGE_BACKEND"
-            ]
-        );
+        assert_eq!(s.unknown, vec!["paginate_bye"]);
+        assert_eq!(s.ignored, vec!["KINTO_STORAGE_BACKEND"]);
+        assert_eq!(s.includes, vec!["kinto.plugins.history"]);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Shared {
     pub projections: Arc<Projections>,
     pub log: LogReader,
     pub sequencer: Sequencer,
+    /// The plugins' in-memory state (account checks, metrics, history index).
+    pub plugins: Arc<crate::plugins::Plugins>,
     /// Compiled JSON Schemas, used by write closures.
     pub schemas: Arc<crate::schema::SchemaCache>,
     /// When this process started (epoch ms): the timestamp of lists never
