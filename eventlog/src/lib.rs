@@ -16,6 +16,7 @@
 //! * `mem_storage`  — an in-memory storage that fails and "crashes" on cue, for tests.
 //! * `recovery`     — the walk over all segments shared by open and verify; repairs.
 //! * `index`        — the in-memory offset → (segment, position) index.
+//! * `idx_file`     — `.idx` sidecars: a sealed segment's positions, so open skips reading it.
 //! * `writer`       — [`Log`], the single writer: batch append, fdatasync, roll.
 //! * `reader`       — [`LogReader`]: read, iterate, find a time, tail.
 //! * `group_commit` — [`GroupCommitter`], the async front sharing one write + sync.
@@ -38,6 +39,7 @@ mod chain;
 mod error;
 pub mod frame;
 mod group_commit;
+mod idx_file;
 mod index;
 pub mod mem_storage;
 mod reader;

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use crate::chain;
+use crate::idx_file;
 use crate::scan::{scan_segment, ScanEnd, ScanOptions, ScanResult};
 use crate::segment::{
     parse_segment_name, segment_name, SegmentHeader, SEGMENT_HEADER_LEN, TMP_SUFFIX,
@@ -58,6 +59,9 @@ pub(crate) struct Walk {
     /// A header-only segment left by an interrupted rotation.
     pub abandoned: Option<String>,
     pub tmp_files: Vec<String>,
+    /// Sealed segments (indexes into `segments`) scanned because their
+    /// `.idx` was missing or stale: open rewrites it.
+    pub idx_missing: Vec<usize>,
     pub problem: Option<Problem>,
     /// Head of the valid prefix walked.
     pub head: Head,
@@ -138,21 +142,37 @@ pub(crate) fn walk(storage: &dyn Storage, full: bool) -> Result<Walk, LogError> 
             w.refuse(name, expected, reason);
             break;
         }
-        read_all_into(file.as_ref(), &mut buf)?;
-        let bytes = &buf;
-        w.bytes_scanned += bytes.len() as u64;
-        let opts = ScanOptions {
-            expect_base: Some(*base),
-            prev_ts: w.head.ts_ms,
-            check_chain: full || is_last || before_abandoned,
+        let quick = !(full || is_last || before_abandoned);
+        let from_idx = if quick {
+            idx_file::load(storage, *base, &file, w.head.ts_ms)?
+        } else {
+            None
         };
-        let scan = match scan_segment(bytes, &opts) {
-            Ok(s) => s,
-            Err(reason) => {
-                w.refuse(name, *base, reason);
-                break;
+        let scan = if let Some(scan) = from_idx {
+            buf.clear();
+            scan
+        } else {
+            read_all_into(file.as_ref(), &mut buf)?;
+            w.bytes_scanned += buf.len() as u64;
+            let opts = ScanOptions {
+                expect_base: Some(*base),
+                prev_ts: w.head.ts_ms,
+                check_chain: !quick,
+            };
+            match scan_segment(&buf, &opts) {
+                Ok(s) => {
+                    if quick {
+                        w.idx_missing.push(w.segments.len());
+                    }
+                    s
+                }
+                Err(reason) => {
+                    w.refuse(name, *base, reason);
+                    break;
+                }
             }
         };
+        let bytes = &buf;
         if scan.header.prev_chain != w.head.hash {
             w.refuse(
                 name,

@@ -12,10 +12,11 @@ use tokio::sync::watch;
 
 use crate::chain;
 use crate::frame::{self, FrameSpec, KIND_COMMIT, KIND_SEAL, MAX_RECORD};
+use crate::idx_file;
 use crate::index::{IndexState, SegmentIndex, Shared};
 use crate::reader::LogReader;
 use crate::recovery::{walk, Walk};
-use crate::segment::{segment_name, Seal, SegmentHeader, SEGMENT_HEADER_LEN, TMP_SUFFIX};
+use crate::segment::{segment_name, Seal, SegmentHeader, SEAL_LEN, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::storage::{LogFile, StdStorage, Storage};
 use crate::{ChainHash, Head, LogError, LogOptions, NewRecord, Offset};
 
@@ -129,6 +130,11 @@ impl Log {
         }
         if dir_dirty {
             storage.sync_dir()?;
+        }
+        for &i in &w.idx_missing {
+            if let Some(seg) = w.segments.get(i) {
+                write_idx(storage.as_ref(), &seg.file, &seg.scan);
+            }
         }
         Log::from_walk(storage, opts, w, lock)
     }
@@ -363,6 +369,22 @@ impl Log {
         self.active.file.write_all_at(&sealbuf, self.active.len)?;
         self.active.file.sync_data()?;
         tracing::debug!(sealed = %self.active.name, next = %name, "rolled segment");
+        {
+            let state = self.shared.read();
+            if let Some(seg) = state.segments.last() {
+                let bytes = idx_file::encode(
+                    seg.base,
+                    crc32fast::hash(&sealbuf[4..frame::FRAME_HEADER_LEN + SEAL_LEN]),
+                    self.active.len,
+                    self.active.len + sealbuf.len() as u64,
+                    &seg.positions,
+                );
+                drop(state);
+                if let Err(e) = idx_file::write(self.storage.as_ref(), self.active.base, &bytes) {
+                    tracing::warn!(error = %e, segment = %self.active.name, "could not write the segment index; open will rebuild it");
+                }
+            }
+        }
         self.active = Active {
             base,
             name: name.clone(),
@@ -433,4 +455,32 @@ fn create_segment(
     let mut digest = blake3::Hasher::new();
     digest.update(&header);
     Ok((name, file, digest))
+}
+
+/// Writes the `.idx` of a sealed segment found without one at open. A
+/// failure only costs a slower next open.
+fn write_idx(storage: &dyn Storage, file: &Arc<dyn LogFile>, scan: &crate::scan::ScanResult) {
+    let crate::scan::ScanEnd::Sealed {
+        seal_pos,
+        trailing: 0,
+        ..
+    } = scan.end
+    else {
+        return;
+    };
+    let mut crc = [0u8; 4];
+    let result = file.read_exact_at(&mut crc, seal_pos).and_then(|()| {
+        let len = seal_pos + frame::frame_len(SEAL_LEN) as u64;
+        let bytes = idx_file::encode(
+            scan.header.base,
+            u32::from_le_bytes(crc),
+            seal_pos,
+            len,
+            &scan.positions,
+        );
+        idx_file::write(storage, scan.header.base, &bytes)
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, base = scan.header.base, "could not rebuild a segment index");
+    }
 }

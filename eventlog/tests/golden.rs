@@ -13,6 +13,8 @@ use eventlog::{verify, Log, LogOptions, NewRecord, Storage};
 
 const CLOCK: u64 = 1_700_000_000_000;
 const FILES: [&str; 2] = ["00000000000000000001.seg", "00000000000000000006.seg"];
+/// The offset index of the sealed segment.
+const IDX: &str = "00000000000000000001.idx";
 /// h[7], the chain head after the last golden record.
 const HEAD_HEX: &str = "306bfa49ec5c33a20d4e320bb2e06b0f9b729a4f2a28bff552c61b2eb612d1a5";
 
@@ -61,11 +63,11 @@ fn writer_produces_the_golden_bytes() {
     assert_eq!(names, FILES);
     if std::env::var_os("CAIRN_REGENERATE_GOLDEN").is_some() {
         std::fs::create_dir_all(dir()).unwrap();
-        for f in FILES {
+        for f in FILES.iter().chain([&IDX]) {
             std::fs::write(dir().join(f), storage.file_bytes(f).unwrap()).unwrap();
         }
     }
-    for f in FILES {
+    for f in FILES.iter().chain([&IDX]) {
         let golden = std::fs::read(dir().join(f)).unwrap();
         assert!(
             storage.file_bytes(f).unwrap() == golden,
@@ -77,7 +79,7 @@ fn writer_produces_the_golden_bytes() {
 #[test]
 fn golden_files_decode() {
     let tmp = tempfile::tempdir().unwrap();
-    for f in FILES {
+    for f in FILES.iter().chain([&IDX]) {
         std::fs::copy(dir().join(f), tmp.path().join(f)).unwrap();
     }
     let report = verify(tmp.path()).unwrap();

@@ -15,6 +15,20 @@ import zlib
 import blake3
 
 
+def check_idx(directory, name, seg, seal_pos, positions):
+    path = os.path.join(directory, name[:20] + ".idx")
+    if not os.path.exists(path):
+        return
+    b = open(path, "rb").read()
+    assert b[:8] == b"CAIRNIDX" and struct.unpack_from("<H", b, 8)[0] == 1
+    assert zlib.crc32(b[:-4]) == struct.unpack_from("<I", b, len(b) - 4)[0], "idx crc"
+    seal_crc, base, count, pos, flen = struct.unpack_from("<IQQQQ", b, 12)
+    assert seal_crc == struct.unpack_from("<I", seg, seal_pos)[0]
+    assert (base, count, pos, flen) == (int(name[:20]), len(positions), seal_pos, len(seg))
+    assert list(struct.unpack_from(f"<{count}I", b, 64)) == positions
+    print(f"{path}: {count} positions match")
+
+
 def check(directory):
     h = blake3.blake3(b"cairn eventlog v1 genesis").digest()
     expected = 1
@@ -30,6 +44,7 @@ def check(directory):
         assert b[32:64] == h, f"{name}: prev_chain"
         p = 72
         count = 0
+        positions = []
         while p < len(b):
             crc, ln, off, ts, kind, flags, schema, res = struct.unpack_from("<IIQQBBHI", b, p)
             assert zlib.crc32(b[p + 4 : p + 64 + ln]) == crc, f"{name}@{p}: crc"
@@ -38,6 +53,7 @@ def check(directory):
             assert b[p + 64 + ln : p + end] == bytes(end - 64 - ln), "padding"
             assert b[p + 32 : p + 64] == h, f"{name}@{p}: prev"
             if kind == 1:
+                positions.append(p)
                 assert off == expected
                 payload_digest = blake3.blake3(b[p + 64 : p + 64 + ln]).digest()
                 d = blake3.blake3(
@@ -56,6 +72,7 @@ def check(directory):
                 assert b[p + 128 : p + 160] == blake3.blake3(b[:p]).digest(), "seal digest"
                 assert p + end == len(b), "bytes after the seal"
                 print(f"{name} seal: last {last}, {n} records, ts {lo}..{hi}")
+                check_idx(directory, name, b, p, positions)
             p += end
     print("head", expected - 1, h.hex())
 
