@@ -53,6 +53,13 @@ async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<B
         }
         Err(Answer::Raw(r)) => r,
     };
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        crate::response::add_json_headers(resp.headers_mut());
+    }
     if origin.is_some() {
         resp.headers_mut().insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -83,6 +90,12 @@ fn redirect(location: String) -> Answer {
         .header(header::LOCATION, location)
         .header(header::CONTENT_TYPE, "text/html")
         .header(header::CACHE_CONTROL, "max-age=3600")
+        .header(
+            header::EXPIRES,
+            httpdate::fmt_http_date(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+            ),
+        )
         .body(Body::from(body))
         .unwrap_or_else(|_| Response::new(Body::empty()));
     Answer::Raw(r)
@@ -99,7 +112,12 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
                 .query()
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default();
-            return Err(redirect(format!("{to}{q}")));
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            return Err(redirect(format!("http://{host}{to}{q}")));
         }
         Resolved::OtherVersion => return Err(ApiError::version_unavailable().into()),
         Resolved::NotFound => return Err(ApiError::unknown_url().into()),
@@ -251,10 +269,11 @@ pub(crate) fn target_of(
         };
     }
     // A parent that could never exist.
-    for p in [&bucket, &parents.collection].into_iter().flatten() {
-        if !is_valid_id(p) {
-            return Err(ApiError::unknown_url());
-        }
+    if let Some(b) = bucket.as_deref().filter(|b| !is_valid_id(b)) {
+        return Err(ApiError::missing_parent("bucket", b));
+    }
+    if let Some(c) = parents.collection.as_deref().filter(|c| !is_valid_id(c)) {
+        return Err(ApiError::missing_parent("collection", c));
     }
     Ok((
         Target {
@@ -291,6 +310,10 @@ pub async fn plan(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Plan,
     } else {
         PLURAL_METHODS
     };
+    if ctx.method == Method::OPTIONS {
+        // CORS preflight needs no authentication, not even under `default`.
+        return root::preflight(ctx, allow).map(Plan::Done);
+    }
     let (target, scope) = target_of(state, ctx, rp)?;
     let done = Plan::Done;
     let write = Plan::Write;

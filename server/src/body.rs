@@ -4,7 +4,7 @@
 use projections::{Permissions, Resource};
 use serde_json::{Map, Value};
 
-use crate::errors::{ApiError, Location};
+use crate::errors::{python_str, ApiError, InvalidDetail, Location};
 use crate::permissions::parse_permissions;
 use crate::request::Ctx;
 
@@ -137,15 +137,18 @@ pub fn parse_envelope(value: Value, resource: Resource) -> Result<Envelope, ApiE
         let extra = py_repr(&Value::Object(top));
         return Err(ApiError::invalid(
             Location::Body,
-            None,
+            Some(""),
             format!("Unrecognized keys in mapping: \"{extra}\""),
         ));
     }
+    // Problems with `data` and with `permissions` are reported together,
+    // as Kinto does.
+    let mut problems: Vec<InvalidDetail> = Vec::new();
     let data = match data {
         None => None,
         Some(Value::Object(m)) => {
             if m.contains_key("__permissions__") {
-                return Err(ApiError::invalid(
+                problems.push(InvalidDetail::new(
                     Location::Body,
                     Some("data.__permissions__"),
                     "This field name is reserved",
@@ -154,22 +157,31 @@ pub fn parse_envelope(value: Value, resource: Resource) -> Result<Envelope, ApiE
             Some(m)
         }
         Some(other) => {
-            return Err(ApiError::invalid(
+            problems.push(InvalidDetail::new(
                 Location::Body,
                 Some("data"),
                 format!(
-                    "{other} is not a mapping type: Does not implement dict-like functionality."
+                    "\"{}\" is not a mapping type: Does not implement dict-like functionality.",
+                    python_str(&other)
                 ),
-            ))
+            ));
+            None
         }
     };
     let (permissions, raw_permissions) = match permissions {
         None => (None, None),
-        Some(v) => {
-            let raw = v.as_object().cloned();
-            (Some(parse_permissions(resource, &v)?), raw)
-        }
+        Some(v) => match parse_permissions(resource, &v) {
+            Ok(p) => (Some(p), v.as_object().cloned()),
+            Err(ApiError::InvalidParameters { details, .. }) => {
+                problems.extend(details);
+                (None, None)
+            }
+            Err(e) => return Err(e),
+        },
     };
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_details(problems));
+    }
     Ok(Envelope {
         data,
         permissions,
@@ -193,18 +205,19 @@ pub fn validate_data(resource: Resource, data: &mut Map<String, Value>) -> Resul
             format!("{members} is not iterable"),
         ));
     };
-    for m in list.iter() {
+    for (i, m) in list.iter().enumerate() {
+        let name = format!("data.members.{i}");
         let Value::String(s) = m else {
             return Err(ApiError::invalid(
                 Location::Body,
-                Some("data.members"),
+                Some(&name),
                 format!("{m} is not a string"),
             ));
         };
         if s.starts_with("/buckets/") || s == crate::request::EVERYONE {
             return Err(ApiError::invalid(
                 Location::Body,
-                Some("data.members"),
+                Some(&name),
                 format!("'{s}' is not a valid user ID."),
             ));
         }
@@ -242,7 +255,7 @@ mod tests {
         let err = parse_envelope(json!({"foo": 1}), Resource::Record).unwrap_err();
         assert_eq!(
             err.body()["message"],
-            "body: Unrecognized keys in mapping: \"{'foo': 1}\""
+            "Unrecognized keys in mapping: \"{'foo': 1}\""
         );
         assert!(parse_envelope(json!({"data": [1]}), Resource::Record).is_err());
         assert!(parse_envelope(json!({"data": null}), Resource::Record).is_err());

@@ -104,6 +104,10 @@ pub struct ListQuery {
     pub fields: Option<Vec<String>>,
     /// Count every match (for `HEAD`'s `Total-Objects`); a GET skips it.
     pub need_total: bool,
+    /// The list timestamp the answer's `ETag` carries: nothing newer is
+    /// shown, so a poller using that ETag as its next `_since` sees every
+    /// change exactly once even while writes land during the scan.
+    pub snapshot: Option<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -183,6 +187,7 @@ impl ListQuery {
             sort,
             fields,
             need_total: false,
+            snapshot: None,
         })
     }
 
@@ -203,7 +208,14 @@ impl ListQuery {
     }
 
     fn keep(&self, obj: &Map<String, Value>) -> bool {
-        self.filters.iter().all(|f| f.matches(obj))
+        let in_snapshot = match self.snapshot {
+            Some(ts) => obj
+                .get("last_modified")
+                .and_then(Value::as_u64)
+                .is_none_or(|lm| lm <= ts),
+            None => true,
+        };
+        in_snapshot && self.filters.iter().all(|f| f.matches(obj))
     }
 
     /// Produces the page. `visible` says which ids the caller may see;
@@ -317,6 +329,21 @@ impl ListQuery {
             }
         }
         Ok(self.paginate(all))
+    }
+
+    /// Runs the query over objects that are not in the projections (a
+    /// plugin's computed list: history entries, permissions): `_since` /
+    /// `_before`, filters, sort, token, page. None is a tombstone.
+    pub fn run_on(&self, items: Vec<Map<String, Value>>) -> Page {
+        let ts = |o: &Map<String, Value>| o.get("last_modified").and_then(Value::as_u64);
+        let all = items
+            .into_iter()
+            .filter(|o| self.since.is_none_or(|s| ts(o).is_some_and(|t| t > s)))
+            .filter(|o| self.before.is_none_or(|b| ts(o).is_some_and(|t| t < b)))
+            .filter(|o| self.keep(o))
+            .map(|o| (o, false))
+            .collect();
+        self.paginate(all)
     }
 
     /// Sorts, skips past the token, cuts a page.

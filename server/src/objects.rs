@@ -123,12 +123,17 @@ pub async fn get(
         }
         _ => {}
     }
-    Ok(Reply::json(
+    let reply = Reply::json(
         StatusCode::OK,
         envelope(obj, &access),
         Some(obj.last_modified),
         Exposure::Object,
-    ))
+    );
+    Ok(if ctx.identity.user_id.is_some() {
+        reply.with_header(axum::http::header::CACHE_CONTROL, "no-cache, no-store")
+    } else {
+        reply
+    })
 }
 
 /// The caller's user id added to `write` (the writer rule, spec 4.5).

@@ -29,6 +29,8 @@ fn listing_perms(resource: Resource) -> &'static [&'static str] {
     match resource {
         // A bucket is readable through any of its permissions (spec 4.2 ⚠).
         Resource::Bucket => &["read", "write", "collection:create", "group:create"],
+        // So is a collection, through `record:create` too.
+        Resource::Collection => &["read", "write", "record:create"],
         _ => &["read", "write"],
     }
 }
@@ -123,6 +125,7 @@ pub async fn list(
     let mut query = ListQuery::parse(ctx, target.resource, &state.settings)?;
     query.need_total = head;
     let ts = list_timestamp(state, &loaded, &target)?;
+    query.snapshot = Some(ts);
     let conds = ctx.conditions()?;
     if let Some(Precondition::Timestamp(t)) = conds.if_match {
         if t != ts {
@@ -215,13 +218,7 @@ pub fn post(
     let id = match data.remove("id") {
         None => None,
         Some(Value::String(s)) if is_valid_id(&s) => Some(s),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Location::Body,
-                Some("data.id"),
-                "Invalid object id",
-            ))
-        }
+        Some(_) => return Err(ApiError::invalid(Location::Path, None, "Invalid object id")),
     };
     let requested = requested_timestamp(&data);
     data.remove("last_modified");

@@ -5,7 +5,7 @@ use axum::http::{HeaderName, StatusCode};
 use serde_json::{json, Value};
 
 use crate::default_bucket::default_bucket_id;
-use crate::errors::{ApiError, Location};
+use crate::errors::{ApiError, InvalidDetail, Location};
 use crate::request::Ctx;
 use crate::response::{Exposure, Reply};
 use crate::state::AppState;
@@ -34,8 +34,10 @@ pub fn root(state: &AppState, ctx: &Ctx) -> Reply {
             "principals": ctx.identity.principals,
         });
         if crate::plugins::default_bucket_enabled(state) {
-            body["user"]["bucket"] =
-                json!(default_bucket_id(s.default_bucket_hmac_secret.expose(), uid));
+            body["user"]["bucket"] = json!(default_bucket_id(
+                s.default_bucket_hmac_secret.expose(),
+                uid
+            ));
         }
     }
     Reply::json(StatusCode::OK, body, None, Exposure::Basic)
@@ -98,19 +100,24 @@ pub fn contribute() -> Reply {
 /// CORS preflight (`OPTIONS`): needs `Origin` and
 /// `Access-Control-Request-Method`; echoes the requested headers.
 pub fn preflight(ctx: &Ctx, allow: &'static str) -> Result<Reply, ApiError> {
+    let mut missing = Vec::new();
     if ctx.header_str("origin").is_none() {
-        return Err(ApiError::invalid(
+        missing.push(InvalidDetail::new(
             Location::Header,
             Some("Origin"),
             "this header is mandatory",
         ));
     }
-    let Some(method) = ctx.header_str("access-control-request-method") else {
-        return Err(ApiError::invalid(
+    let method = ctx.header_str("access-control-request-method");
+    if method.is_none() {
+        missing.push(InvalidDetail::new(
             Location::Header,
             Some("Access-Control-Request-Method"),
             "this header is mandatory",
         ));
+    }
+    let Some(method) = method.filter(|_| missing.is_empty()) else {
+        return Err(ApiError::invalid_details(missing));
     };
     if !allow.split(", ").any(|m| m.eq_ignore_ascii_case(method)) {
         return Err(ApiError::invalid(
