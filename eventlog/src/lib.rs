@@ -21,6 +21,7 @@
 //! * `reader`       — [`LogReader`]: read, iterate, find a time, tail.
 //! * `group_commit` — [`GroupCommitter`], the async front sharing one write + sync.
 //! * `verify`       — [`verify`], the read-only audit of every crc and the chain.
+//! * `repair`       — [`truncate_after`], the operator's deliberate cut after a record.
 //!
 //! Entry points:
 //!
@@ -44,6 +45,7 @@ mod index;
 pub mod mem_storage;
 mod reader;
 mod recovery;
+mod repair;
 pub mod scan;
 pub mod segment;
 pub mod storage;
@@ -55,6 +57,7 @@ pub use error::LogError;
 pub use frame::MAX_RECORD;
 pub use group_commit::{CommitStats, GroupCommitter};
 pub use reader::{LogReader, RecordIter};
+pub use repair::{truncate_after, truncate_after_storage, RepairReport};
 pub use storage::{LogFile, StdStorage, Storage};
 pub use verify::{verify, verify_storage, VerifyProblem, VerifyReport};
 pub use writer::{Log, MAX_BATCH_BYTES};
