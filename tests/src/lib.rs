@@ -38,6 +38,8 @@
 //!   `headers.rs` (20).
 //! * `restart.rs`, `crash.rs`: durability, projection rebuild, `kill -9`
 //!   (own servers; skipped with `KINTO_URL`).
+//! * `differential.rs`: one script against Cairn and the reference Kinto
+//!   (`KINTO_REF_URL`), answers compared after normalisation.
 
 pub mod http;
 pub mod server;
