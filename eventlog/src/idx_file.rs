@@ -138,7 +138,7 @@ fn check(
     let ordered = positions.first() == Some(&(SEGMENT_HEADER_LEN as u32))
         && positions
             .windows(2)
-            .all(|w| w[0] + frame::frame_len(0) as u32 <= w[1])
+            .all(|w| u64::from(w[0]) + frame::frame_len(0) as u64 <= u64::from(w[1]))
         && positions
             .last()
             .is_some_and(|&p| u64::from(p) + frame::frame_len(0) as u64 <= seal_pos);

@@ -312,7 +312,9 @@ impl Log {
         self.active.digest.update(&self.buf);
         self.active.len += self.buf.len() as u64;
         self.active.count += records.len() as u64;
-        self.active.first_ts.get_or_insert(heads[0].ts_ms);
+        if let Some(first) = heads.first() {
+            self.active.first_ts.get_or_insert(first.ts_ms);
+        }
         self.active.last_ts = Some(h.ts_ms);
         self.head = h;
         {
