@@ -346,21 +346,6 @@ impl ListQuery {
         self.paginate(all)
     }
 
-    /// Runs the query over objects that are not in the projections (a
-    /// plugin's computed list: history entries, permissions): `_since` /
-    /// `_before`, filters, sort, token, page. None is a tombstone.
-    pub fn run_on(&self, items: Vec<Map<String, Value>>) -> Page {
-        let ts = |o: &Map<String, Value>| o.get("last_modified").and_then(Value::as_u64);
-        let all = items
-            .into_iter()
-            .filter(|o| self.since.is_none_or(|s| ts(o).is_some_and(|t| t > s)))
-            .filter(|o| self.before.is_none_or(|b| ts(o).is_some_and(|t| t < b)))
-            .filter(|o| self.keep(o))
-            .map(|o| (o, false))
-            .collect();
-        self.paginate(all)
-    }
-
     /// Sorts, skips past the token, cuts a page.
     fn paginate(&self, mut all: Vec<(Map<String, Value>, bool)>) -> Page {
         let total = all.iter().filter(|(_, deleted)| !deleted).count() as u64;

@@ -213,6 +213,34 @@ fn nul_characters_in_strings_are_refused() {
     s().get(&format!("{records}/r1"), &owner).expect(404);
 }
 
+/// Cairn decision (docs/kinto-differences.md): JSON nested deeper than 64
+/// levels is refused; ordinary depths are fine.
+#[test]
+fn very_deep_json_is_refused() {
+    let owner = User::fresh("owner");
+    let (_, records) = new_collection(s(), &owner);
+    let nest = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = json!({ "k": v });
+        }
+        v
+    };
+    s().put(&format!("{records}/ok"), &owner, json!({"data": nest(40)}))
+        .expect(201);
+    let resp = s().put(
+        &format!("{records}/deep"),
+        &owner,
+        json!({"data": nest(200)}),
+    );
+    assert_400(&resp);
+    assert_404(
+        &s().get(&format!("{records}/deep"), &owner),
+        "deep",
+        "record",
+    );
+}
+
 #[test]
 fn envelope_validation_errors() {
     let owner = User::fresh("owner");

@@ -222,6 +222,35 @@ fn client_supplied_last_modified() {
     assert!(lm(&resp.data()) > next, "{resp}");
 }
 
+/// Cairn decision (docs/kinto-differences.md; the reference stores it as
+/// given, api-core section 22 item 6): a supplied `last_modified` at or
+/// below the list timestamp on create is replaced, so `_since` pollers see
+/// the record.
+#[test]
+fn a_past_last_modified_on_create_is_replaced() {
+    let owner = User::fresh("owner");
+    let (_, records) = new_collection(s(), &owner);
+    let before = lm(&s().post(&records, &owner, json!({})).expect(201).data());
+    let etag = s().get(&records, &owner).etag();
+    for (i, past) in [1000, before - 1, before].into_iter().enumerate() {
+        let resp = s()
+            .put(
+                &format!("{records}/p{i}"),
+                &owner,
+                json!({"data": {"last_modified": past}}),
+            )
+            .expect(201);
+        let t = lm(&resp.data());
+        assert!(
+            t > before,
+            "created at {t}, not after the list timestamp {before}"
+        );
+        assert_ts_headers(&resp, t);
+    }
+    let seen = ids(&s().get(&format!("{records}?_since={etag}"), &owner).json());
+    assert_eq!(seen, vec!["p2", "p1", "p0"]);
+}
+
 #[test]
 fn future_last_modified_on_create_moves_the_list() {
     let owner = User::fresh("owner");
