@@ -25,6 +25,7 @@ import datetime
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -40,6 +41,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# A run during which other processes took more than this share of either pinned
+# core is flagged in the table: its req/s and latencies are not trustworthy.
+NOISE_LIMIT = 0.10
 
 WORKLOADS = {
     # name: (title, servers it makes sense for)
@@ -154,6 +158,22 @@ def stop(proc):
             proc.wait()
     if proc in _CHILDREN:
         _CHILDREN.remove(proc)
+
+
+def cpu_busy_seconds(cpu):
+    """Busy time (all processes) of one CPU so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:]]
+                # user nice system idle iowait irq softirq steal ...
+                return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
+    return 0.0
+
+
+def children_cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def tree_cpu_seconds(pid):
@@ -559,10 +579,18 @@ def bench_server(kind, args, workdir, workloads, results):
                 threads, conns = args.threads, args.conns
             if args.warmup and args.warmup != "0s" and w != "patch_if_match":
                 run_wrk(port, lua, args.warmup, threads, conns, os.path.join(workdir, "wrk-warmup.log"))
+            scpu, ccpu = env("BENCH_SERVER_CPU", "1"), env("BENCH_CLIENT_CPU", "0")
+            busy_s0, busy_c0, wrk0 = cpu_busy_seconds(scpu), cpu_busy_seconds(ccpu), children_cpu_seconds()
             cpu0 = tree_cpu_seconds(proc.pid)
             r = run_wrk(port, lua, args.duration, threads, conns, args.raw_log)
             cpu1 = tree_cpu_seconds(proc.pid)
+            busy_s1, busy_c1, wrk1 = cpu_busy_seconds(scpu), cpu_busy_seconds(ccpu), children_cpu_seconds()
             secs = r["duration_us"] / 1e6
+            # Noise: CPU time that other processes took on each pinned core.
+            # (The server's and wrk's threads may also run a little on the
+            # other core's softirqs; this is an estimate.)
+            r["other_on_server_cpu"] = max(0.0, (busy_s1 - busy_s0) - (cpu1 - cpu0)) / secs if secs else 0.0
+            r["other_on_client_cpu"] = max(0.0, (busy_c1 - busy_c0) - (wrk1 - wrk0)) / secs if secs else 0.0
             r["rps"] = r["requests"] / secs if secs else 0.0
             r["cpu_s"] = cpu1 - cpu0
             r["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / r["requests"] if r["requests"] else 0.0
@@ -571,6 +599,7 @@ def bench_server(kind, args, workdir, workloads, results):
             log(
                 f"{kind:8} {w:15} {r['rps']:10.0f} req/s  p50 {fmt_ms(r['p50_us'])}  p99 {fmt_ms(r['p99_us'])}"
                 f"  cpu {r['cpu_us_per_req']:.0f} us/req  non-2xx {r['status_errors']}  sock-err {r['socket_errors']}"
+                f"  others on cores: server {100 * r['other_on_server_cpu']:.0f} %, wrk {100 * r['other_on_client_cpu']:.0f} %"
             )
     finally:
         stop(proc)
@@ -592,6 +621,9 @@ def cell(r):
         return f"n/a ({r['error']})".replace("|", "/")
     errs = r["status_errors"] + r["socket_errors"]
     extra = f", **{errs} errors**" if errs else ""
+    noisy = max(r.get("other_on_server_cpu", 0), r.get("other_on_client_cpu", 0))
+    if noisy > NOISE_LIMIT:
+        extra += " ⚠"
     return (
         f"{r['rps']:,.0f}/s · p50 {fmt_ms(r['p50_us'])} · p99 {fmt_ms(r['p99_us'])}"
         f" · {r['cpu_us_per_req']:,.0f} µs CPU/req{extra}"
@@ -624,11 +656,28 @@ def report(results, servers, workloads, args, started):
             else:
                 row.append("—")
         lines.append("| " + " | ".join(row) + " |")
+    noisy = [
+        f"{w}/{s} ({100 * max(r.get('other_on_server_cpu', 0), r.get('other_on_client_cpu', 0)):.0f} %)"
+        for (w, s), r in results.items()
+        if max(r.get("other_on_server_cpu", 0), r.get("other_on_client_cpu", 0)) > NOISE_LIMIT
+    ]
+    if noisy:
+        lines.append("")
+        lines.append(
+            f"⚠ Other processes took more than {100 * NOISE_LIMIT:.0f} % of a pinned core during: "
+            + ", ".join(noisy)
+            + ". Those cells' req/s and latencies are pessimistic; CPU per request is still comparable."
+        )
     ceil = results.get(("get_one", "ceiling"))
     cairn = results.get(("get_one", "cairn"))
     if ceil and cairn and "rps" in ceil and "rps" in cairn and ceil["rps"]:
         lines.append("")
-        lines.append(f"GET one record: Cairn reaches {100 * cairn['rps'] / ceil['rps']:.0f} % of the static-JSON ceiling.")
+        lines.append(
+            f"GET one record: Cairn reaches {100 * cairn['rps'] / ceil['rps']:.0f} % of the static-JSON ceiling's req/s"
+            f" ({100 * ceil['cpu_us_per_req'] / cairn['cpu_us_per_req']:.0f} % by server CPU per request)."
+            if cairn["cpu_us_per_req"]
+            else ""
+        )
     return "\n".join(lines) + "\n"
 
 
