@@ -47,6 +47,8 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// See [`Options::omit_secrets`].
     omit_secrets: bool,
+    /// See [`Options::args`].
+    args: Vec<String>,
     /// User ids as reported by `GET /` (cache: one request per user).
     userids: Mutex<HashMap<(String, String), String>>,
 }
@@ -125,6 +127,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Do not pass the test secrets: the server generates its own.
     pub omit_secrets: bool,
+    /// Extra `cairn serve` arguments (e.g. `--ini FILE`), kept across restarts.
+    pub args: Vec<String>,
 }
 
 impl Server {
@@ -145,6 +149,39 @@ impl Server {
         })
     }
 
+    /// A server shared by the test binary with Kinto's plugins on, as the
+    /// reference's `start-kinto` configures them: accounts (sign-up open
+    /// to everyone, `account:admin` administrator, policies `account
+    /// basicauth`), default bucket, flush, history, Prometheus metrics and
+    /// the permissions endpoint. `KINTO_URL`: that external server instead.
+    pub fn with_plugins() -> &'static Server {
+        static PLUGINS: OnceLock<Server> = OnceLock::new();
+        PLUGINS.get_or_init(|| match std::env::var("KINTO_URL") {
+            Ok(url) if !url.is_empty() => Server::external(&url),
+            _ => {
+                let root = tempfile::Builder::new()
+                    .prefix("cairn-plugins-")
+                    .tempdir()
+                    .expect("tempdir")
+                    .keep();
+                let env = [
+                    ("KINTO_INCLUDES", "kinto.plugins.default_bucket kinto.plugins.accounts kinto.plugins.flush kinto.plugins.history kinto.plugins.prometheus"),
+                    ("KINTO_ACCOUNT_CREATE_PRINCIPALS", "system.Everyone"),
+                    ("KINTO_ACCOUNT_WRITE_PRINCIPALS", "account:admin"),
+                    ("KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT", "true"),
+                ];
+                let opts = Options {
+                    env: env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    ..Options::default()
+                };
+                Server::start_with(&root.join("data"), opts, Some(&root))
+            }
+        })
+    }
+
     /// An already running server, e.g. the reference Kinto.
     pub fn external(url: &str) -> Server {
         Server {
@@ -153,6 +190,7 @@ impl Server {
             data: None,
             env: Vec::new(),
             omit_secrets: false,
+            args: Vec::new(),
             userids: Mutex::new(HashMap::new()),
         }
     }
@@ -177,6 +215,7 @@ impl Server {
             data: Some(data.to_path_buf()),
             env: opts.env,
             omit_secrets: opts.omit_secrets,
+            args: opts.args,
             userids: Mutex::new(HashMap::new()),
         };
         server.spawn(cleanup);
@@ -209,6 +248,7 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
+        cmd.args(&self.args);
         if !self.omit_secrets {
             cmd.env("KINTO_USERID_HMAC_SECRET", USERID_HMAC_SECRET).env(
                 "KINTO_DEFAULT_BUCKET_HMAC_SECRET",
