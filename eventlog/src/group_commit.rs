@@ -22,6 +22,8 @@ use crate::{Head, Log, LogError, LogReader, NewRecord, MAX_BATCH_BYTES};
 const MAX_GROUP_REQUESTS: usize = 1024;
 /// A group stops growing past this many frame bytes.
 const MAX_GROUP_BYTES: usize = 4 << 20;
+/// Times the writer yields to let a burst of appenders join a group.
+const MAX_YIELD_ROUNDS: usize = 8;
 /// Queue depth before appenders wait.
 const QUEUE: usize = 4096;
 
@@ -147,14 +149,30 @@ fn run(mut log: Log, mut rx: mpsc::Receiver<Request>, counters: &Counters) -> Lo
     while let Some(first) = rx.blocking_recv() {
         let mut bytes = first.bytes;
         batch.push(first);
-        while batch.len() < MAX_GROUP_REQUESTS && bytes < MAX_GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(r) => {
-                    bytes += r.bytes;
-                    batch.push(r);
+        // Take what is queued. While requests keep arriving (a burst of
+        // appenders just answered by the previous group, re-submitting),
+        // yield the CPU and look again, a few rounds at most: the burst joins
+        // this group instead of making a small one and waiting a whole sync
+        // for the next. A lone appender finds the queue empty at once and
+        // never waits. No timer.
+        let mut rounds = 0;
+        loop {
+            let before = batch.len();
+            while batch.len() < MAX_GROUP_REQUESTS && bytes < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        bytes += r.bytes;
+                        batch.push(r);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            let full = batch.len() >= MAX_GROUP_REQUESTS || bytes >= MAX_GROUP_BYTES;
+            if full || batch.len() == before || rounds == MAX_YIELD_ROUNDS {
+                break;
+            }
+            rounds += 1;
+            std::thread::yield_now();
         }
         // An appender that went away before its write is simply not written.
         batch.retain(|r| !r.reply.is_closed());
