@@ -12,6 +12,11 @@ use cairn::settings::{Settings, SettingsSource};
 use cairn::tools::{self, DataDir, ProgressMode, ToolError, Until};
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc: the request path allocates many small short-lived buffers;
+/// glibc malloc took about a quarter of the CPU of a GET under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cairn",
