@@ -149,7 +149,7 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
         return Err(ApiError::method_not_allowed("GET, HEAD, OPTIONS").into());
     }
     let ctx = Ctx {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: crate::request::next_request_id(),
         method: parts.method,
         uri: parts.uri,
         headers: parts.headers,

@@ -65,6 +65,22 @@ pub struct Ctx {
     pub body: Bytes,
 }
 
+/// A request id unique across restarts without a random-number syscall per
+/// request: this process's start time (µs) and a counter.
+pub fn next_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static START: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
+    });
+    format!("{start:x}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Conditional headers of a request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Conditions {
