@@ -312,6 +312,8 @@ type PendingReply = (
 struct Group {
     dirty: HashSet<String>,
     commits: Vec<Commit>,
+    /// `commits`, encoded (checked against the log's record size limit).
+    payloads: Vec<Vec<u8>>,
     /// Every caller of the group, in order.
     replies: Vec<PendingReply>,
 }
@@ -396,13 +398,24 @@ impl Worker {
                         ..
                     } = txn;
                     if !events.is_empty() {
-                        self.list_ts.extend(local_ts);
-                        group.dirty.extend(written);
-                        group.commits.push(Commit {
+                        let commit = Commit {
                             request_id: req.request_id.clone(),
                             user_id: req.user_id.clone(),
                             events,
-                        });
+                        };
+                        let payload = commit.encode();
+                        if payload.len() > eventlog::MAX_RECORD {
+                            // One request is one log record; a record has a
+                            // size limit. Nothing of it is kept.
+                            group
+                                .replies
+                                .push((req.reply, Err(ApiError::request_too_large())));
+                            return;
+                        }
+                        self.list_ts.extend(local_ts);
+                        group.dirty.extend(written);
+                        group.commits.push(commit);
+                        group.payloads.push(payload);
                     }
                     group.replies.push((req.reply, Ok(outcome)));
                     if cascade {
@@ -420,16 +433,19 @@ impl Worker {
     /// writes and the process exits so that recovery runs at restart.
     fn commit(&mut self, group: Group) {
         let Group {
-            commits, replies, ..
+            commits,
+            payloads,
+            replies,
+            ..
         } = group;
         if !commits.is_empty() {
             let ts = self.clock();
-            let records: Vec<NewRecord> = commits
-                .iter()
-                .map(|c| NewRecord {
+            let records: Vec<NewRecord> = payloads
+                .into_iter()
+                .map(|payload| NewRecord {
                     ts_ms: ts,
                     schema: EVENT_SCHEMA,
-                    payload: c.encode(),
+                    payload,
                 })
                 .collect();
             let heads = match self.log.append(&records) {
