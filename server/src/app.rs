@@ -21,9 +21,6 @@ use crate::sequencer::WriteFn;
 use crate::state::AppState;
 use crate::{objects, plural, root};
 
-/// Largest request body accepted (bytes).
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
 /// The whole application as an axum router.
 pub fn router(state: AppState) -> Router {
     Router::new().fallback(handle).with_state(state).layer(
@@ -42,7 +39,13 @@ async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<B
         req.method().clone(),
         req.uri().path().to_owned(),
     );
-    let mut resp = match serve(&state, req).await {
+    let (answer, eos_alert) =
+        match crate::service::end_of_service(&state.settings, &crate::service::today()) {
+            crate::service::EndOfService::Ended(e) => (Err(Answer::Error(e)), None),
+            crate::service::EndOfService::Soon(alert) => (serve(&state, req).await, Some(alert)),
+            crate::service::EndOfService::Running => (serve(&state, req).await, None),
+        };
+    let mut resp = match answer {
         Ok(reply) => reply.into_response(is_head),
         Err(Answer::Error(e)) => {
             let mut r = axum::response::IntoResponse::into_response(e);
@@ -60,11 +63,27 @@ async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<B
     if is_json {
         crate::response::add_json_headers(resp.headers_mut());
     }
-    if origin.is_some() {
+    crate::service::decorate(&state.settings, eos_alert.as_deref(), resp.headers_mut());
+    if resp.headers().contains_key(header::ACCESS_CONTROL_MAX_AGE) {
         resp.headers_mut().insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from(state.settings.cors_max_age_seconds),
         );
+    }
+    if let Some(origin) = origin {
+        let allowed = &state.settings.cors_origins;
+        if allowed.iter().any(|o| o == "*") {
+            resp.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        } else if allowed
+            .iter()
+            .any(|o| origin.to_str().is_ok_and(|v| v == o))
+        {
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
     }
     crate::plugins::observe(&state, &method, &path, resp.status(), started.elapsed());
     resp
@@ -131,13 +150,10 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
             return Err(ApiError::not_acceptable().into());
         }
     }
-    let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::invalid(
-            Location::Body,
-            None,
-            format!("Request body larger than {MAX_BODY_BYTES} bytes"),
-        )
-    })?;
+    let limit = usize::try_from(state.settings.request_body_max_bytes).unwrap_or(usize::MAX);
+    let body = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::request_too_large())?;
     let query = parse_query(parts.uri.query())?;
     let identity = identify(state, parts.headers.get(header::AUTHORIZATION)).await?;
     if state.settings.readonly

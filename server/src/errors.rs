@@ -161,6 +161,9 @@ pub enum ApiError {
     Conflict { retry_after_secs: u64 },
     #[error("Request body too large.")]
     RequestTooLarge,
+    /// The end-of-service date (setting `eos`) has passed.
+    #[error("{message}")]
+    ServiceEnded { message: String, alert: String },
     /// The cause was logged by [`ApiError::internal`] and is not kept.
     #[error("A programmatic error occurred, developers have been informed.")]
     Internal,
@@ -308,6 +311,15 @@ impl ApiError {
         ApiError::RequestTooLarge
     }
 
+    /// 410, errno 202: the service reached its end of life; `alert` is the
+    /// `Alert` header's JSON (`hard-eol`).
+    pub fn service_ended(message: impl Into<String>, alert: impl Into<String>) -> Self {
+        ApiError::ServiceEnded {
+            message: message.into(),
+            alert: alert.into(),
+        }
+    }
+
     /// 500, errno 999. Logs `cause` once; the client only gets Kinto's
     /// generic message and `info` link.
     pub fn internal(cause: impl fmt::Display) -> Self {
@@ -363,6 +375,7 @@ impl ApiError {
                 Errno::RequestTooLarge,
                 "Request Entity Too Large",
             ),
+            ApiError::ServiceEnded { .. } => (StatusCode::GONE, Errno::ServiceDeprecated, "Gone"),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Errno::Undefined,
@@ -446,6 +459,12 @@ impl ApiError {
             ApiError::Conflict { retry_after_secs }
             | ApiError::Unavailable { retry_after_secs } => {
                 vec![(RETRY_AFTER, HeaderValue::from(*retry_after_secs))]
+            }
+            ApiError::ServiceEnded { alert, .. } => {
+                vec![(
+                    HeaderName::from_static("alert"),
+                    header_value(alert.clone()),
+                )]
             }
             _ => Vec::new(),
         }

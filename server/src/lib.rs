@@ -20,6 +20,7 @@
 //! - `default_bucket`: the personal bucket id derivation.
 //! - `schema`: JSON Schema validation of records, collections, groups.
 //! - `sequencer`: the single writer: preconditions, timestamps, group commit.
+//! - `service`: Backoff, end of service (`eos`), CORS origins.
 //! - `root`: `GET /v1/`, heartbeats, version, CORS preflight.
 //! - `response`: JSON answers and their headers.
 //! - `headers`: ETag, HTTP dates, conditional and timestamp parameters.
@@ -54,6 +55,7 @@ pub mod routes;
 pub mod schema;
 pub mod sequencer;
 pub mod serve;
+pub mod service;
 pub mod settings;
 pub mod state;
 pub mod tools;

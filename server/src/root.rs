@@ -99,6 +99,7 @@ pub fn contribute() -> Reply {
 
 /// CORS preflight (`OPTIONS`): needs `Origin` and
 /// `Access-Control-Request-Method`; echoes the requested headers.
+/// (`Access-Control-Max-Age` is set from the settings by the app.)
 pub fn preflight(ctx: &Ctx, allow: &'static str) -> Result<Reply, ApiError> {
     let mut missing = Vec::new();
     if ctx.header_str("origin").is_none() {

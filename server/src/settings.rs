@@ -75,10 +75,15 @@
 //! | `history.exclude_user_ids` | none | users whose changes are kept out of history |
 //! | `prometheus_prefix` | project name | metric name prefix |
 //! | `attachment.base_path` | `<data_dir>/attachments` | where attachment files go |
-//! | `attachment.base_url` | the server's `/attachments/` | where clients download them |
-//! | `attachment.extensions` | Kinto's default set | allowed file extensions |
+//! | `attachment.base_url` | the server's `/v1/attachments/` | where clients download them (capability `base_url`) |
+//! | `attachment.extra.base_url` | none | overrides the capability's `base_url` |
+//! | `attachment.folder` | none | `location` prefix, e.g. `{bucket_id}/{collection_id}` |
+//! | `attachment.extensions` | Kinto's `default` group | allowed file extensions (`any`, groups joined by `+`) |
+//! | `attachment.mimetypes` | none | `.ext:type;…` overrides of the recorded mimetype |
 //! | `attachment.max_size_bytes` | none | largest upload |
-//! | `attachment.gzip` | `false` | store files gzipped |
+//! | `attachment.gzipped` | `false` | store files gzipped (`.gz`, with `original`) |
+//! | `attachment.keep_old_files` | `false` | never delete a replaced or unreferenced file |
+//! | `attachment.resources.<bid>[.<cid>].keep_old_files`, `….max_size_bytes` | none | per bucket / collection overrides |
 //!
 //! # Kinto ini files
 //!
@@ -144,6 +149,22 @@ pub struct Settings {
     pub storage_max_fetch_size: u64,
     pub batch_max_requests: u64,
     pub readonly: bool,
+    /// `Backoff` header (seconds) sent on responses, when set.
+    pub backoff: Option<u64>,
+    /// Percentage of responses carrying `Backoff` (all when unset).
+    pub backoff_percentage: Option<u64>,
+    /// `Retry-After` (seconds) on 503 and 409 answers.
+    pub retry_after_seconds: u64,
+    /// End of service date (`YYYY-MM-DD`): `Alert: soft-eol` before it,
+    /// `410` errno 202 with `hard-eol` after it.
+    pub eos: Option<String>,
+    pub eos_message: Option<String>,
+    pub eos_url: Option<String>,
+    /// Largest request body accepted (Cairn setting; Kinto has none).
+    pub request_body_max_bytes: u64,
+    /// `Access-Control-Allow-Origin` values (`*` by default).
+    pub cors_origins: Vec<String>,
+    pub cors_max_age_seconds: u64,
     pub project_name: String,
     pub project_version: String,
     pub http_api_version: String,
@@ -182,19 +203,39 @@ pub struct Settings {
     pub unknown: Vec<String>,
 }
 
-/// The attachments plugin's settings (`attachment.*`).
+/// The attachments plugin's settings (`attachment.*`, kinto-attachment's
+/// names; see `plugins::attachments`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttachmentSettings {
     /// Where files are stored; default `<data_dir>/attachments`.
     pub base_path: Option<PathBuf>,
-    /// Base URL of downloads; default `<server origin>/attachments/`.
+    /// Base URL of downloads; default `<server>/v1/attachments/`.
     pub base_url: Option<String>,
-    /// Allowed extensions (without the dot); `None` = Kinto's default set.
+    /// `attachment.extra.base_url`: the capability's `base_url` when set.
+    pub extra_base_url: Option<String>,
+    /// `attachment.folder`: pattern of the `location` prefix
+    /// (`{bucket_id}`, `{collection_id}`, `{id}`).
+    pub folder: Option<String>,
+    /// Allowed extensions as given (`default`, `any`, `images+pdf`, `txt
+    /// csv`); `None` = Kinto's `default` group.
     pub extensions: Option<Vec<String>>,
+    /// `attachment.mimetypes`: `.ext:type;.ext:type` overrides.
+    pub mimetypes: Option<String>,
     pub max_size_bytes: Option<u64>,
-    /// Store files gzip-compressed (served with `Content-Encoding: gzip`).
-    pub gzip: bool,
+    /// Store files gzip-compressed (`<name>.gz`, `application/x-gzip`,
+    /// metadata of the original in `original`).
+    pub gzipped: bool,
     pub keep_old_files: bool,
+    /// `attachment.resources.<bid>[.<cid>].<name>`, by `/buckets/<bid>` or
+    /// `/buckets/<bid>/collections/<cid>`.
+    pub resources: BTreeMap<String, AttachmentOverrides>,
+}
+
+/// Per bucket or collection attachment settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachmentOverrides {
+    pub keep_old_files: Option<bool>,
+    pub max_size_bytes: Option<u64>,
 }
 
 /// Kinto's plugin names, as written in `includes`.
@@ -287,6 +328,15 @@ impl Default for Settings {
             storage_max_fetch_size: 10_000,
             batch_max_requests: 25,
             readonly: false,
+            backoff: None,
+            backoff_percentage: None,
+            retry_after_seconds: 3,
+            eos: None,
+            eos_message: None,
+            eos_url: None,
+            request_body_max_bytes: 16 * 1024 * 1024,
+            cors_origins: vec!["*".to_owned()],
+            cors_max_age_seconds: 3600,
             project_name: "kinto".to_owned(),
             project_version: env!("CARGO_PKG_VERSION").to_owned(),
             http_api_version: "1.23".to_owned(),
@@ -496,6 +546,15 @@ impl Settings {
             }
             "batch_max_requests" => self.batch_max_requests = field.unsigned()?,
             "readonly" => self.readonly = field.boolean()?,
+            "backoff" => self.backoff = Some(field.unsigned()?).filter(|&n| n > 0),
+            "backoff_percentage" => self.backoff_percentage = Some(field.unsigned()?),
+            "retry_after_seconds" => self.retry_after_seconds = field.unsigned()?,
+            "eos" => self.eos = Some(field.text()?).filter(|t| !t.is_empty()),
+            "eos_message" => self.eos_message = Some(field.text()?),
+            "eos_url" => self.eos_url = Some(field.text()?),
+            "request_body_max_bytes" => self.request_body_max_bytes = field.unsigned()?,
+            "cors_origins" => self.cors_origins = field.list()?,
+            "cors_max_age_seconds" => self.cors_max_age_seconds = field.unsigned()?,
             "project_name" => self.project_name = field.text()?,
             "project_version" => self.project_version = field.text()?,
             "http_api_version" => self.http_api_version = field.text()?,
@@ -518,8 +577,14 @@ impl Settings {
             "attachment.base_url" => self.attachment.base_url = Some(field.text()?),
             "attachment.extensions" => self.attachment.extensions = Some(field.list()?),
             "attachment.max_size_bytes" => self.attachment.max_size_bytes = Some(field.unsigned()?),
-            "attachment.gzip" => self.attachment.gzip = field.boolean()?,
+            "attachment.gzipped" => self.attachment.gzipped = field.boolean()?,
             "attachment.keep_old_files" => self.attachment.keep_old_files = field.boolean()?,
+            "attachment.extra.base_url" => self.attachment.extra_base_url = Some(field.text()?),
+            "attachment.folder" => self.attachment.folder = Some(field.text()?),
+            "attachment.mimetypes" => self.attachment.mimetypes = Some(field.text()?),
+            _ if name.starts_with("attachment.resources.") => {
+                return self.apply_attachment_resource(name, &field)
+            }
             _ => {
                 let Some(policy) = name
                     .strip_prefix("multiauth.policy.")
@@ -529,6 +594,40 @@ impl Settings {
                 };
                 self.multiauth_policy_use
                     .insert(policy.to_owned(), field.text()?);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `attachment.resources.<bid>[.<cid>].<name>` (kinto-attachment's
+    /// per bucket / collection settings). `Ok(false)` for names Cairn does
+    /// not apply (`randomize`, `filename_pattern`: files are named by
+    /// content here); a malformed name is an error, as in Kinto.
+    fn apply_attachment_resource(
+        &mut self,
+        name: &str,
+        field: &Field<'_>,
+    ) -> Result<bool, SettingsError> {
+        let rest = &name["attachment.resources.".len()..];
+        let parts: Vec<&str> = rest.split('.').collect();
+        let (uri, setting) = match parts.as_slice() {
+            [bid, setting] => (format!("/buckets/{bid}"), *setting),
+            [bid, cid, setting] => (format!("/buckets/{bid}/collections/{cid}"), *setting),
+            _ => {
+                return Err(SettingsError::Inconsistent(format!(
+                    "Configuration rule malformed: `{name}`"
+                )))
+            }
+        };
+        let entry = self.attachment.resources.entry(uri).or_default();
+        match setting {
+            "keep_old_files" => entry.keep_old_files = Some(field.boolean()?),
+            "max_size_bytes" => entry.max_size_bytes = Some(field.unsigned()?),
+            "randomize" | "filename_pattern" => return Ok(false),
+            other => {
+                return Err(SettingsError::Inconsistent(format!(
+                    "`{other}` is not a supported setting name. Read `{name}`"
+                )))
             }
         }
         Ok(true)
@@ -710,8 +809,15 @@ fn is_not_applicable(name: &str) -> bool {
         "newrelic_",
         "profiler_",
         "multiauth.policy.",
+        // kinto-attachment's cloud backends and file naming: Cairn stores
+        // files by content in its data directory.
+        "attachment.gcloud.",
+        "attachment.aws.",
+        "attachment.resources.",
     ];
     const NAMES: &[&str] = &[
+        "attachment.randomize",
+        "attachment.filename_pattern",
         "use",
         "pyramid.debug_notfound",
         "pyramid.debug_routematch",
@@ -745,8 +851,13 @@ fn env_setting_name(lower: &str) -> String {
         "attachment.base_url",
         "attachment.extensions",
         "attachment.max_size_bytes",
-        "attachment.gzip",
+        "attachment.gzipped",
         "attachment.keep_old_files",
+        "attachment.extra.base_url",
+        "attachment.folder",
+        "attachment.mimetypes",
+        "attachment.randomize",
+        "attachment.filename_pattern",
     ];
     if let Some(d) = DOTTED.iter().find(|d| d.replace(['.', '-'], "_") == lower) {
         return (*d).to_owned();
