@@ -955,9 +955,10 @@ def test_history_purge(capabilities, owner, bucket, make_client):
         purged = owner.purge_history(bucket=bucket)
     except KintoException as e:
         if e.response is not None and e.response.status_code == 405:
-            # KNOWN DIFFERENCE: Cairn refuses the purge (its history is the
-            # append-only event log); Kinto (spec api-around 3.1) deletes the
-            # entries and returns their tombstones.
+            # KNOWN DIFFERENCE, deliberate (docs/kinto-differences.md): Cairn
+            # refuses the purge (its history is the append-only event log);
+            # Kinto (spec api-around 3.1) deletes the entries and returns
+            # their tombstones.
             pytest.xfail("DELETE /buckets/{bid}/history answers 405 (Kinto purges)")
         raise
     assert len(purged) == 4   # the three entries above and the patch_bucket one
