@@ -26,6 +26,7 @@ Run it against any server (see conftest.py)::
 
 import asyncio
 import hashlib
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -1047,7 +1048,11 @@ def test_attachments(capabilities, coll, tmp_path):
     # kinto-attachment with local storage leaves serving the files to a web
     # server in front of Kinto, so the reference (Kinto 26.5.0) answers 404
     # here; a server that serves its files itself (Cairn) must return them.
-    served = requests.get(meta["location"], timeout=TIMEOUT)
+    # The URL as kinto-http builds it: the capability's base_url + location
+    # (the reference's location is absolute, which urljoin keeps as is).
+    base_url = capabilities["attachments"]["base_url"]
+    url = urljoin(base_url.rstrip("/") + "/", meta["location"].lstrip("/"))
+    served = requests.get(url, timeout=TIMEOUT)
     if served.status_code == 404 and coll.server_info()["project_version"] == "26.5.0":
         pass
     else:
