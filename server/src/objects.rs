@@ -123,9 +123,23 @@ pub async fn get(
         }
         _ => {}
     }
+    // `_fields` keeps only those fields (plus id and last_modified), and
+    // then the answer has no `permissions` key (spec section 12).
+    let body = match ctx.query_value("_fields") {
+        Some(f) => {
+            let fields: Vec<String> = f
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            json!({"data": Value::Object(crate::listing::select_fields(&obj.data, &fields))})
+        }
+        None => envelope(obj, &access),
+    };
     let reply = Reply::json(
         StatusCode::OK,
-        envelope(obj, &access),
+        body,
         Some(obj.last_modified),
         Exposure::Object,
     );
