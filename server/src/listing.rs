@@ -43,13 +43,9 @@ impl Token {
     }
 
     pub fn decode(s: &str) -> Result<Token, ApiError> {
-        let bad = || {
-            ApiError::invalid(
-                Location::Querystring,
-                Some("_token"),
-                "_token has invalid content",
-            )
-        };
+        // Kinto names no parameter here: "querystring: _token has invalid
+        // content", `details[0].name` null.
+        let bad = || ApiError::invalid(Location::Querystring, None, "_token has invalid content");
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s.trim_end_matches('='))
             .map_err(|_| bad())?;
@@ -110,6 +106,27 @@ pub struct ListQuery {
     pub snapshot: Option<u64>,
 }
 
+/// `_limit` as Kinto reads it (`colander.Integer`, range 0 to 2^63): the
+/// value is JSON-decoded, a falsy one (empty, `null`, `""`) means "not
+/// given", a float is truncated, and the error messages are colander's
+/// (`"abc" is not a number`, `-1 is less than minimum value 0`). That is the
+/// timestamp parameters' parser without their "not too far in the future"
+/// bound.
+fn parse_limit(raw: &str) -> Result<Option<u64>, ApiError> {
+    let falsy = raw.trim().is_empty()
+        || match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Null) => true,
+            Ok(Value::String(s)) => s.is_empty(),
+            Ok(Value::Array(a)) => a.is_empty(),
+            Ok(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+    if falsy {
+        return Ok(None);
+    }
+    parse_timestamp_param("_limit", raw, u64::MAX).map(Some)
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -126,14 +143,12 @@ impl ListQuery {
             .filter(|p| *p > 0)
             .unwrap_or(max)
             .min(max);
-        if let Some(l) = ctx.query_value("_limit") {
-            let n: u64 = l.parse().map_err(|_| {
-                ApiError::invalid(
-                    Location::Querystring,
-                    Some("_limit"),
-                    format!("\"{l}\" is not a number"),
-                )
-            })?;
+        if let Some(n) = ctx
+            .query_value("_limit")
+            .map(parse_limit)
+            .transpose()?
+            .flatten()
+        {
             if n > 0 {
                 limit = n.min(limit);
             }
@@ -170,13 +185,17 @@ impl ListQuery {
             filters.push(f);
         }
         let sort = parse_sort(ctx.query_value("_sort"))?;
-        let fields = ctx.query_value("_fields").map(|f| {
-            f.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        });
+        // An empty `_fields` selects nothing, as in Kinto: whole objects.
+        let fields = ctx
+            .query_value("_fields")
+            .map(|f| -> Vec<String> {
+                f.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .filter(|f| !f.is_empty());
         Ok(ListQuery {
             limit,
             token,
@@ -466,5 +485,32 @@ mod tests {
         assert_eq!(Token::decode(&t.encode()).unwrap(), t);
         assert!(Token::decode("!!!").is_err());
         assert!(Token::decode("e30").is_err()); // "{}"
+        let e = Token::decode("abc").unwrap_err();
+        assert_eq!(
+            e.body(),
+            serde_json::json!({"code": 400, "errno": 107, "error": "Invalid parameters",
+                "message": "querystring: _token has invalid content",
+                "details": [{"location": "querystring", "name": null,
+                             "description": "_token has invalid content"}]})
+        );
+    }
+
+    #[test]
+    fn limit_is_read_as_kinto_reads_it() {
+        assert_eq!(parse_limit("10").unwrap(), Some(10));
+        assert_eq!(parse_limit("0").unwrap(), Some(0));
+        assert_eq!(parse_limit("1.5").unwrap(), Some(1));
+        assert_eq!(parse_limit("9223372036854775808").unwrap(), Some(1 << 63));
+        for falsy in ["", "null", "\"\""] {
+            assert_eq!(parse_limit(falsy).unwrap(), None, "{falsy:?}");
+        }
+        let description =
+            |raw: &str| parse_limit(raw).unwrap_err().body()["details"][0]["description"].clone();
+        assert_eq!(description("abc"), "\"abc\" is not a number");
+        assert_eq!(description("-1"), "-1 is less than minimum value 0");
+        assert_eq!(
+            description("10000000000000000000"),
+            "10000000000000000000 is greater than maximum value 9223372036854775808"
+        );
     }
 }
