@@ -110,11 +110,7 @@ impl SchemaCache {
         let validator = self.validator((owner_uri.to_owned(), owner_ts), &schema)?;
         let instance = Value::Object(instance);
         if let Some(e) = validator.iter_errors(&instance).next() {
-            let path = e.instance_path.to_string();
-            let name = match path.trim_start_matches('/').split('/').next() {
-                Some(first) if !first.is_empty() => first.to_owned(),
-                _ => keyword(&e.schema_path.to_string()),
-            };
+            let name = error_field(&e);
             return Err(ApiError::invalid(
                 Location::Body,
                 Some(&name),
@@ -186,6 +182,16 @@ pub fn validate_write(
         }
         Resource::Record => {
             data.remove("schema");
+            // The id is in the URL, not in `data`: validate the record with
+            // it, as Kinto does, so that a schema naming `id` in its
+            // properties checks it (and finds it when it is `required`).
+            let with_id = |data: &Map<String, Value>| {
+                let mut instance = data.clone();
+                if let Some(id) = &target.id {
+                    instance.insert("id".into(), Value::String(id.clone()));
+                }
+                instance
+            };
             if let Some(c) = &loaded.collection {
                 if let Some(s) = c.data.get("schema").filter(|s| s.is_object()) {
                     let uri = format!(
@@ -193,7 +199,7 @@ pub fn validate_write(
                         target.bucket.as_deref().unwrap_or(""),
                         target.collection.as_deref().unwrap_or("")
                     );
-                    cache.validate(&uri, c.last_modified, s, data)?;
+                    cache.validate(&uri, c.last_modified, s, &with_id(data))?;
                     data.insert("schema".into(), Value::from(c.last_modified));
                 }
             }
@@ -202,7 +208,7 @@ pub fn validate_write(
                     "/buckets/{}#record:schema",
                     target.bucket.as_deref().unwrap_or("")
                 );
-                cache.validate(&uri, b.last_modified, &s, data)?;
+                cache.validate(&uri, b.last_modified, &s, &with_id(data))?;
             }
         }
         Resource::Account => {}
@@ -213,6 +219,24 @@ pub fn validate_write(
 /// The failing keyword: the last segment of the schema path.
 fn keyword(schema_path: &str) -> String {
     schema_path.rsplit('/').next().unwrap_or("").to_owned()
+}
+
+/// `details[0].name` of a validation error, by Kinto's rule: the innermost
+/// key (or index) of the failing value's path (`"x"` for `{"o": {"x": …}}`);
+/// at the top level, for `required`, the missing property (Kinto takes the
+/// last name of the `required` list, which is the missing one only when it
+/// lists one); else the failing keyword (`additionalProperties`).
+fn error_field(e: &jsonschema::ValidationError<'_>) -> String {
+    let path = e.instance_path.to_string();
+    if let Some(last) = path.rsplit('/').next().filter(|s| !s.is_empty()) {
+        return last.replace("~1", "/").replace("~0", "~");
+    }
+    if let jsonschema::error::ValidationErrorKind::Required { property } = &e.kind {
+        if let Some(p) = property.as_str() {
+            return p.to_owned();
+        }
+    }
+    keyword(&e.schema_path.to_string())
 }
 
 #[cfg(test)]
@@ -244,6 +268,27 @@ mod tests {
             .validate("/c", 1, &schema, &data(json!({"title": "a", "x": 1})))
             .unwrap_err();
         assert_eq!(e.body()["details"][0]["name"], "additionalProperties");
+        // The missing property of `required`, the innermost key of a nested
+        // failure.
+        let e = cache
+            .validate("/c", 1, &schema, &data(json!({"id": "x"})))
+            .unwrap_err();
+        assert_eq!(e.body()["details"][0]["name"], "title");
+        assert_eq!(e.body()["message"], "\"title\" is a required property");
+        let nested = json!({"properties": {"o": {"properties": {"x~/y": {"type": "integer"}}}}});
+        let e = cache
+            .validate("/n", 1, &nested, &data(json!({"o": {"x~/y": "no"}})))
+            .unwrap_err();
+        assert_eq!(e.body()["details"][0]["name"], "x~/y");
+        // A schema naming `id` validates it.
+        let ids = json!({"properties": {"id": {"pattern": "^x"}}, "required": ["id"]});
+        cache
+            .validate("/i", 1, &ids, &data(json!({"id": "xa"})))
+            .unwrap();
+        let e = cache
+            .validate("/i", 1, &ids, &data(json!({"id": "ya"})))
+            .unwrap_err();
+        assert_eq!(e.body()["details"][0]["name"], "id");
         // `format` is not enforced.
         let s2 = json!({"properties": {"m": {"type": "string", "format": "email"}}});
         cache
