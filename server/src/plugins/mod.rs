@@ -19,9 +19,12 @@
 //! - `history`: `/buckets/{bid}/history`, read from the event log.
 //! - `metrics`: Prometheus `/__metrics__`.
 //! - `permissions_endpoint`: `/permissions`.
+//! - `attachments`: kinto-attachment's `…/records/{rid}/attachment` and the
+//!   files themselves (`/attachments/…`), with their garbage collector.
 //! - `cli`: `cairn create-user`.
 
 pub mod accounts;
+pub mod attachments;
 pub mod cli;
 pub mod config_ini;
 pub mod flush;
@@ -49,6 +52,8 @@ pub struct Plugins {
     pub metrics: metrics::Registry,
     /// Per-bucket index of the log, for history.
     pub history: history::Index,
+    /// Uploads in flight and the file collector.
+    pub attachments: attachments::Store,
 }
 
 /// A path served by a plugin.
@@ -64,6 +69,8 @@ pub enum PluginRoute {
     Flush,
     /// `/__metrics__`.
     Metrics,
+    /// `…/records/{rid}/attachment` and `/attachments/{location}`.
+    Attachment(attachments::Route),
 }
 
 impl PluginRoute {
@@ -76,6 +83,7 @@ impl PluginRoute {
             PluginRoute::Permissions => "permissions",
             PluginRoute::Flush => "flush",
             PluginRoute::Metrics => "metrics",
+            PluginRoute::Attachment(r) => r.endpoint(),
         }
     }
 }
@@ -92,7 +100,7 @@ pub fn resolve(rest: &str) -> Option<PluginRoute> {
         ["permissions"] => Some(PluginRoute::Permissions),
         ["__flush__"] => Some(PluginRoute::Flush),
         ["__metrics__"] => Some(PluginRoute::Metrics),
-        _ => None,
+        _ => attachments::resolve(&segs).map(PluginRoute::Attachment),
     }
 }
 
@@ -111,6 +119,9 @@ pub async fn handle(state: &AppState, ctx: &Ctx, route: PluginRoute) -> Result<R
         }
         PluginRoute::Flush if s.includes(plugin::FLUSH) => flush::handle(state, ctx).await,
         PluginRoute::Metrics if s.includes(plugin::PROMETHEUS) => metrics::handle(state, ctx),
+        PluginRoute::Attachment(r) if s.includes(plugin::ATTACHMENT) => {
+            attachments::handle(state, ctx, r).await
+        }
         _ => Err(ApiError::unknown_url()),
     }
 }
@@ -196,6 +207,7 @@ pub fn capabilities(state: &AppState) -> Map<String, Value> {
             ),
             plugin::HISTORY => ("history", history::capability(s)),
             plugin::PROMETHEUS => ("prometheus", metrics::capability(s)),
+            plugin::ATTACHMENT => ("attachments", attachments::capability(s)),
             _ => continue,
         };
         caps.insert(key.into(), value);
@@ -216,6 +228,10 @@ pub fn capabilities(state: &AppState) -> Map<String, Value> {
 pub fn observe(state: &AppState, method: &Method, path: &str, status: StatusCode, took: Duration) {
     if state.settings.includes(plugin::PROMETHEUS) {
         state.plugins.metrics.observe(method, path, status, took);
+    }
+    if state.settings.includes(plugin::ATTACHMENT) {
+        // Plugins have no start-up hook: the first request starts it.
+        attachments::ensure_collector(state);
     }
 }
 
