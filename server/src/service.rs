@@ -43,23 +43,31 @@ pub enum EndOfService {
     Ended(ApiError),
 }
 
+/// The `410` body's message after the end of service (Kinto's, fixed: the
+/// configured `eos_message` goes in the `Alert` header only).
+pub const ENDED_MESSAGE: &str =
+    "The service you are trying to connect no longer exists at this location.";
+
+/// Where the `Alert` points when `eos_url` is not set (Kinto: the
+/// `project_docs` URL).
+const DOCS_URL: &str = "https://kinto.readthedocs.io/";
+
 /// Kinto's rule: past the `eos` date (exclusive), hard end; before, soft.
+/// The `Alert` carries `eos_message` (`null` when unset) and `eos_url` (the
+/// project docs when unset), as Kinto's.
 pub fn end_of_service(settings: &Settings, today: &str) -> EndOfService {
     let Some(eos) = &settings.eos else {
         return EndOfService::Running;
     };
-    let message = settings.eos_message.clone().unwrap_or_else(|| {
-        "The service you are trying to connect no longer exists at this location.".into()
-    });
     let ended = today > eos.as_str();
     let alert = json!({
         "code": if ended { "hard-eol" } else { "soft-eol" },
-        "message": message,
-        "url": settings.eos_url,
+        "message": settings.eos_message,
+        "url": settings.eos_url.as_deref().unwrap_or(DOCS_URL),
     })
     .to_string();
     if ended {
-        EndOfService::Ended(ApiError::service_ended(message, alert))
+        EndOfService::Ended(ApiError::service_ended(ENDED_MESSAGE, alert))
     } else {
         EndOfService::Soon(alert)
     }
@@ -104,15 +112,33 @@ mod tests {
             EndOfService::Running
         ));
         s.eos = Some("2026-06-01".into());
-        s.eos_url = Some("https://example.com/eol".into());
+        let alert = |a: &str| serde_json::from_str::<serde_json::Value>(a).unwrap();
         match end_of_service(&s, "2026-06-01") {
-            EndOfService::Soon(a) => assert!(a.contains("soft-eol") && a.contains("example.com")),
+            EndOfService::Soon(a) => assert_eq!(
+                alert(&a),
+                json!({"code": "soft-eol", "message": null, "url": "https://kinto.readthedocs.io/"})
+            ),
             other => panic!("{other:?}"),
         }
+        s.eos_url = Some("https://example.com/eol".into());
+        s.eos_message = Some("Moved".into());
         match end_of_service(&s, "2026-06-02") {
             EndOfService::Ended(e) => {
                 assert_eq!(e.status().as_u16(), 410);
                 assert_eq!(e.errno(), 202);
+                assert_eq!(
+                    e.body(),
+                    json!({"code": 410, "errno": 202, "error": "Gone", "message": ENDED_MESSAGE})
+                );
+                let sent: Vec<_> = e
+                    .headers()
+                    .into_iter()
+                    .filter(|(k, _)| k == "alert")
+                    .collect();
+                assert_eq!(
+                    alert(sent[0].1.to_str().unwrap()),
+                    json!({"code": "hard-eol", "message": "Moved", "url": "https://example.com/eol"})
+                );
             }
             other => panic!("{other:?}"),
         }
