@@ -7,7 +7,7 @@ use projections::{Permissions, Resource, StoredObject};
 use serde_json::{json, Map, Value};
 
 use crate::body::{parse_envelope, PatchKind};
-use crate::errors::{ApiError, Location};
+use crate::errors::{python_str, ApiError, Location};
 use crate::permissions::parse_permissions;
 
 /// A parsed PATCH body, validated before it reaches the sequencer.
@@ -45,17 +45,8 @@ impl PatchRequest {
                         format!("{body} is not a list"),
                     ));
                 };
-                for op in &ops {
-                    if !op.is_object()
-                        || op.get("op").and_then(Value::as_str).is_none()
-                        || op.get("path").and_then(Value::as_str).is_none()
-                    {
-                        return Err(ApiError::invalid(
-                            Location::Body,
-                            None,
-                            format!("Invalid JSON Patch operation: {op}"),
-                        ));
-                    }
+                for (i, op) in ops.iter().enumerate() {
+                    check_operation(i, op)?;
                 }
                 Ok(PatchRequest::JsonPatch { ops })
             }
@@ -139,6 +130,59 @@ impl PatchRequest {
             PatchRequest::JsonPatch { ops } => apply_json_patch(obj, resource, ops),
         }
     }
+}
+
+/// RFC 6902 operation names, in Kinto's order (its messages list them).
+const OPERATIONS: &[&str] = &["test", "add", "remove", "replace", "move", "copy"];
+
+/// The shape of operation `i`, with Kinto's (colander's) errors:
+/// `0.op in body: Required`, `0.op in body: "x" is not one of test, add, …`,
+/// `0.path in body: String does not match expected pattern`.
+fn check_operation(i: usize, op: &Value) -> Result<(), ApiError> {
+    let fail = |field: &str, description: String| {
+        let name = if field.is_empty() {
+            i.to_string()
+        } else {
+            format!("{i}.{field}")
+        };
+        Err(ApiError::invalid(Location::Body, Some(&name), description))
+    };
+    let Value::Object(m) = op else {
+        return fail(
+            "",
+            format!(
+                "\"{}\" is not a mapping type: Does not implement dict-like functionality.",
+                python_str(op)
+            ),
+        );
+    };
+    for field in ["op", "path"] {
+        match m.get(field) {
+            None => return fail(field, "Required".into()),
+            Some(Value::String(_)) => {}
+            Some(other) => {
+                return fail(
+                    field,
+                    format!("{} is not a string: {{'{field}': ''}}", python_str(other)),
+                )
+            }
+        }
+    }
+    let name = m.get("op").and_then(Value::as_str).unwrap_or("");
+    if !OPERATIONS.contains(&name) {
+        return fail(
+            "op",
+            format!("\"{name}\" is not one of {}", OPERATIONS.join(", ")),
+        );
+    }
+    if !m
+        .get("path")
+        .and_then(Value::as_str)
+        .is_some_and(|p| p.starts_with('/'))
+    {
+        return fail("path", "String does not match expected pattern".into());
+    }
+    Ok(())
 }
 
 fn principals(v: &Value) -> Vec<String> {
@@ -227,12 +271,7 @@ fn apply_json_patch(
             continue;
         }
         let one: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
-            .map_err(|e| {
-                patch_failed(
-                    e.to_string()
-                        .replace("missing field `value`", "does not contain a 'value' member"),
-                )
-            })?;
+            .map_err(|e| patch_failed(missing_member(&e.to_string())))?;
         json_patch::patch(&mut doc, &one).map_err(patch_failed)?;
     }
     let Value::Object(mut top) = doc else {
@@ -256,6 +295,18 @@ fn apply_json_patch(
     ))
 }
 
+/// serde's "missing field `value`" in Kinto's words: "The operation does
+/// not contain a 'value' member".
+fn missing_member(message: &str) -> String {
+    match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((field, _)) => format!("The operation does not contain a '{field}' member"),
+        None => message.to_owned(),
+    }
+}
+
 /// What a PATCH answers with (`Response-Behavior`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseBehavior {
@@ -273,7 +324,7 @@ impl ResponseBehavior {
             Some(other) => Err(ApiError::invalid(
                 Location::Header,
                 Some("Response-Behavior"),
-                format!("'{other}' is not one of ['full', 'light', 'diff']"),
+                format!("\"{other}\" is not one of full, light, diff"),
             )),
         }
     }
@@ -383,5 +434,53 @@ mod tests {
         )
         .unwrap();
         assert!(s.apply(&o, Resource::Record).is_err());
+    }
+
+    #[test]
+    fn bad_json_patches_get_kintos_errors() {
+        let o = obj(json!({"l":[1]}), json!({"write":["w"]}));
+        let fails = |ops: Value| -> Value {
+            match PatchRequest::parse(PatchKind::JsonPatch, ops, Resource::Record) {
+                Err(e) => e.body()["details"][0].clone(),
+                Ok(r) => r.apply(&o, Resource::Record).unwrap_err().body()["details"][0].clone(),
+            }
+        };
+        let detail = |name: Value, description: &str| json!({"location": "body", "name": name, "description": description});
+        assert_eq!(
+            fails(json!([{"path": "/data/a", "value": 1}])),
+            detail(json!("0.op"), "Required")
+        );
+        assert_eq!(
+            fails(
+                json!([{"op": "add", "path": "/data/a", "value": 1}, {"op": "bogus", "path": "/data/a"}])
+            ),
+            detail(
+                json!("1.op"),
+                "\"bogus\" is not one of test, add, remove, replace, move, copy"
+            )
+        );
+        assert_eq!(
+            fails(json!([{"op": "add", "path": "data/a", "value": 1}])),
+            detail(json!("0.path"), "String does not match expected pattern")
+        );
+        assert_eq!(
+            fails(json!([{"op": "add", "path": "/data/a"}])),
+            detail(
+                Value::Null,
+                "JSON Patch operation failed: The operation does not contain a 'value' member"
+            )
+        );
+        assert_eq!(
+            fails(json!([{"op": "move", "path": "/data/a"}])),
+            detail(
+                Value::Null,
+                "JSON Patch operation failed: The operation does not contain a 'from' member"
+            )
+        );
+        let e = ResponseBehavior::from_header(Some("bogus")).unwrap_err();
+        assert_eq!(
+            e.body()["message"],
+            "Response-Behavior in header: \"bogus\" is not one of full, light, diff"
+        );
     }
 }
