@@ -70,12 +70,6 @@ fn parse_request(i: usize, v: &Value) -> Result<SubRequest, ApiError> {
         Some(_) => return Err(invalid(&format!("{name}.path"), "Invalid path")),
         None => return Err(invalid(&format!("{name}.path"), "Required")),
     };
-    if path.contains("/batch") {
-        return Err(invalid(
-            &format!("{name}.path"),
-            "Recursive call on /batch endpoint is forbidden.",
-        ));
-    }
     let method = match m.get("method") {
         None => Method::GET,
         Some(Value::String(s)) => match s.to_ascii_uppercase().as_str() {
@@ -157,17 +151,26 @@ fn parse_batch(value: Value, max: u64) -> Result<Vec<SubRequest>, ApiError> {
         Some(other) => return Err(invalid("requests", format!("{other} is not iterable"))),
         None => return Err(invalid("requests", "Required")),
     };
-    if requests.len() as u64 > max {
+    // Kinto's order: every request's shape, then the count, then recursion
+    // (both named `requests`).
+    let subs = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_request(i, &merge_defaults(&defaults, r)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if subs.len() as u64 > max {
         return Err(invalid(
             "requests",
             format!("Number of requests is limited to {max}"),
         ));
     }
-    requests
-        .iter()
-        .enumerate()
-        .map(|(i, r)| parse_request(i, &merge_defaults(&defaults, r)))
-        .collect()
+    if subs.iter().any(|s| s.path.contains("/batch")) {
+        return Err(invalid(
+            "requests",
+            "Recursive call on /batch endpoint is forbidden.",
+        ));
+    }
+    Ok(subs)
 }
 
 /// A sub-response as the batch answer shows it.
@@ -538,7 +541,19 @@ mod tests {
         let many: Vec<Value> = (0..26).map(|_| json!({"path": "/"})).collect();
         let e = parse_batch(json!({"requests": many}), 25).unwrap_err();
         assert_eq!(e.body()["message"], "Number of requests is limited to 25");
-        assert!(parse_batch(json!({"requests": [{"path": "/batch"}]}), 25).is_err());
+        let e = parse_batch(json!({"requests": [{"path": "/buckets?x=/batch"}]}), 25).unwrap_err();
+        assert_eq!(
+            e.body()["details"][0],
+            json!({"location": "body", "name": "requests",
+                   "description": "Recursive call on /batch endpoint is forbidden."})
+        );
+        // Each request's shape is checked first.
+        let e = parse_batch(
+            json!({"requests": [{"path": "/v1/batch"}, {"path": "x"}]}),
+            25,
+        )
+        .unwrap_err();
+        assert_eq!(e.body()["details"][0]["name"], "requests.1.path");
         assert!(parse_batch(json!({"requests": [{"path": "x"}]}), 25).is_err());
         assert!(parse_batch(json!({"requests": [{"path": "/a", "foo": 1}]}), 25).is_err());
         assert!(parse_batch(json!({"requests": [], "bar": 1}), 25).is_err());
