@@ -257,7 +257,7 @@ fn match_table(rest: &str) -> Option<Route> {
             captures
                 .iter()
                 .find(|(t, _)| *t == name)
-                .map(|(_, v)| (*v).to_owned())
+                .map(|(_, v)| decode_segment(v))
         };
         return Some(match row.kind {
             RouteKind::Root => Route::Root,
@@ -293,6 +293,36 @@ fn match_table(rest: &str) -> Option<Route> {
         });
     }
     None
+}
+
+/// A path segment with its `%XX` escapes decoded, as the reference's WSGI
+/// server hands ids to Kinto (`/buckets/b%39` is bucket `b9`). Escapes that
+/// do not decode to UTF-8 leave the segment as sent (an invalid id then).
+fn decode_segment(seg: &str) -> String {
+    if !seg.contains('%') {
+        return seg.to_owned();
+    }
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| seg.to_owned())
 }
 
 fn is_other_version(path: &str) -> bool {
@@ -347,6 +377,23 @@ mod tests {
                 Resolved::NotFound,
             ),
             ("/v1/buckets//collections", Resolved::NotFound),
+            // Ids are percent-decoded.
+            (
+                "/v1/buckets/b%39/collections/c%2D1/records/%72",
+                res(Resource::Record, Some("b9"), Some("c-1"), Some("r")),
+            ),
+            (
+                "/v1/buckets/a%00b",
+                res(Resource::Bucket, None, None, Some("a\0b")),
+            ),
+            (
+                "/v1/buckets/%zz%4",
+                res(Resource::Bucket, None, None, Some("%zz%4")),
+            ),
+            (
+                "/v1/buckets/%ff",
+                res(Resource::Bucket, None, None, Some("%ff")),
+            ),
         ];
         for (path, want) in cases {
             assert_eq!(resolve(path), want, "{path}");
