@@ -178,6 +178,20 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Reply, Answer> {
 
 /// Serves a resolved route (also used for the sub-requests of a batch).
 pub async fn dispatch(state: &AppState, ctx: &Ctx, route: Route) -> Result<Reply, ApiError> {
+    let utility = matches!(
+        route,
+        Route::Root
+            | Route::Heartbeat
+            | Route::LbHeartbeat
+            | Route::Version
+            | Route::Api
+            | Route::Contribute
+    );
+    if utility && ctx.method == Method::OPTIONS {
+        // CORS preflight, as on every other endpoint (browsers ask before
+        // `GET /v1/` with an `Authorization` header).
+        return root::preflight(ctx, "GET, HEAD, OPTIONS");
+    }
     match route {
         Route::Root => only_get(ctx).map(|_| root::root(state, ctx)),
         Route::Heartbeat => only_get(ctx).map(|_| root::heartbeat()),

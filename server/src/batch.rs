@@ -237,6 +237,10 @@ impl Answered {
 
 /// `POST /batch`.
 pub async fn batch(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
+    if ctx.method == Method::OPTIONS {
+        // CORS preflight: a browser asks before every JSON `POST /batch`.
+        return crate::root::preflight(ctx, "POST, OPTIONS");
+    }
     if ctx.method != Method::POST {
         return Err(ApiError::method_not_allowed("POST, OPTIONS"));
     }
