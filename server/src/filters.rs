@@ -76,13 +76,16 @@ fn invalid(param: &str) -> ApiError {
     )
 }
 
+/// Python's `[\w.]+`: letters, digits and `_` of any script, and dots.
 fn valid_field(f: &str) -> bool {
     !f.is_empty()
-        && f.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && f.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
 }
 
-/// Parses one non-underscore query parameter into a filter.
+/// Parses one non-underscore query parameter into a filter. As in Kinto,
+/// `<op>_<field>` is an operator only when the field is `[\w.]+`; any other
+/// name (`due-date`, `a b`) is an equality filter on that whole name.
 pub fn parse_filter(param: &str, raw: &str) -> Result<Filter, ApiError> {
     if param.contains('\0') || raw.contains('\0') {
         return Err(ApiError::invalid(
@@ -94,8 +97,9 @@ pub fn parse_filter(param: &str, raw: &str) -> Result<Filter, ApiError> {
     let (op, field) = PREFIXES
         .iter()
         .find_map(|(p, op)| param.strip_prefix(p).map(|f| (*op, f)))
+        .filter(|(_, f)| valid_field(f))
         .unwrap_or((Op::Eq, param));
-    if !valid_field(field) {
+    if field.is_empty() {
         return Err(invalid(param));
     }
     let value = match op {
@@ -412,7 +416,20 @@ mod tests {
         assert!(parse_filter("like_s", "123").is_err());
         assert!(parse_filter("in_id", "1,2").is_err());
         assert!(parse_filter("gt_last_modified", "abc").is_err());
-        assert!(parse_filter("a b", "1").is_err());
+        // Any other name is an equality filter on the whole name.
+        let o = json!({"due-date": "x", "a b": 1, "min_a-b": 2})
+            .as_object()
+            .unwrap()
+            .clone();
+        let f = parse_filter("due-date", "\"x\"").unwrap();
+        assert_eq!((f.op, f.field.as_str()), (Op::Eq, "due-date"));
+        assert!(f.matches(&o));
+        assert!(parse_filter("a b", "1").unwrap().matches(&o));
+        let f = parse_filter("min_a-b", "2").unwrap();
+        assert_eq!((f.op, f.field.as_str()), (Op::Eq, "min_a-b"));
+        assert!(f.matches(&o));
+        let f = parse_filter("has_título", "1").unwrap();
+        assert_eq!((f.op, f.field.as_str()), (Op::Has, "título"));
     }
 
     #[test]
