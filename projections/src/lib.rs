@@ -137,6 +137,13 @@ impl Projections {
     }
 
     /// [`Self::get`] without parsing the data.
+    /// A counter that changes whenever commits are applied (odd while a
+    /// batch is being written): lets callers cache what they derived from the
+    /// views and know when it may be stale.
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
+    }
+
     pub fn get_raw(&self, key: &ObjectKey) -> Result<Option<RawObject>, ProjectionError> {
         self.store.get_raw(key)
     }

@@ -145,6 +145,12 @@ impl Store {
         Ok(())
     }
 
+    /// The seqlock generation: changes whenever a batch is applied (odd
+    /// while one is being written).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Runs a multi-key read so that it sees no batch half-applied: retried
     /// when a batch landed meanwhile (seqlock), and after a few misses run
     /// under the writer lock so that a steady write load cannot starve it.

@@ -234,13 +234,14 @@ pub async fn identify(
     let Some(uid) = crate::plugins::authenticate(state, authorization).await? else {
         return Ok(Identity::anonymous());
     };
+    let p = &state.projections;
     let mut groups = state
-        .projections
-        .groups_of(&uid)
+        .memberships
+        .groups_of(p, &uid)
         .map_err(ApiError::internal)?;
     for g in state
-        .projections
-        .groups_of(AUTHENTICATED)
+        .memberships
+        .groups_of(p, AUTHENTICATED)
         .map_err(ApiError::internal)?
     {
         if !groups.contains(&g) {

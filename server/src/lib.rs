@@ -10,6 +10,7 @@
 //! - `objects`: object endpoints (GET/HEAD/PUT/PATCH/DELETE).
 //! - `plural`: plural endpoints (list, create, bulk delete).
 //! - `listing`: list queries: pagination, `_since`/`_before`, `_fields`, pages.
+//! - `membership`: the groups of a caller, cached until the projections change.
 //! - `filters`: querystring filters and `_sort`: parsing, typing, ordering.
 //! - `openapi`: `/__api__`, generated from the route table.
 //! - `patch`: the three PATCH flavours and `Response-Behavior`.
@@ -41,6 +42,7 @@ pub mod filters;
 pub mod headers;
 pub mod ids;
 pub mod listing;
+pub mod membership;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

@@ -225,6 +225,23 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
 ];
 
+/// The templates of [`ROUTES`], split into segments once.
+fn compiled() -> &'static [Vec<&'static str>] {
+    static SEGMENTS: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    SEGMENTS.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|row| {
+                row.template
+                    .split('/')
+                    .skip(1)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .collect()
+    })
+}
+
 /// Matches a path below `/v1` against the table, capturing `{…}` segments.
 fn match_table(rest: &str) -> Option<Route> {
     let segs: Vec<&str> = if rest == "/" {
@@ -232,13 +249,7 @@ fn match_table(rest: &str) -> Option<Route> {
     } else {
         rest.split('/').skip(1).collect()
     };
-    'rows: for row in ROUTES {
-        let tpl: Vec<&str> = row
-            .template
-            .split('/')
-            .skip(1)
-            .filter(|s| !s.is_empty())
-            .collect();
+    'rows: for (row, tpl) in ROUTES.iter().zip(compiled()) {
         if tpl.len() != segs.len() {
             continue;
         }

@@ -71,6 +71,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             sequencer,
             plugins: Arc::default(),
             schemas: Arc::default(),
+            memberships: Default::default(),
             started_ms,
         }),
     };

@@ -24,6 +24,8 @@ pub struct Shared {
     pub sequencer: Sequencer,
     /// The plugins' in-memory state (account checks, metrics, history index).
     pub plugins: Arc<crate::plugins::Plugins>,
+    /// Group memberships of callers, cached per projections generation.
+    pub memberships: crate::membership::Memberships,
     /// Compiled JSON Schemas, used by write closures.
     pub schemas: Arc<crate::schema::SchemaCache>,
     /// When this process started (epoch ms): the timestamp of lists never

@@ -46,6 +46,7 @@ fn a_server_configured_by_environment_only() {
         caps,
         vec![
             "basicauth",
+            "schema",
             "accounts",
             "flush_endpoint",
             "permissions_endpoint"
