@@ -40,6 +40,11 @@
 //!   (own servers; skipped with `KINTO_URL`).
 //! * `differential.rs`: one script against Cairn and the reference Kinto
 //!   (`KINTO_REF_URL`), answers compared after normalisation.
+//! * issue 4: `querying.rs` (filters, `_sort`, pagination, `_fields`,
+//!   counts, bulk DELETE: 9-14), `patch.rs` (merge-patch, JSON-Patch,
+//!   `Response-Behavior`: 3), `schema.rs` (16), `batch.rs` (17),
+//!   `service.rs` (utility endpoints, redirects, CORS, operator settings:
+//!   18, 20, 21), `bad_input.rs` (exact error bodies for malformed input).
 
 pub mod http;
 pub mod server;

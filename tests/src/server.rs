@@ -49,6 +49,8 @@ pub struct Server {
     omit_secrets: bool,
     /// See [`Options::args`].
     args: Vec<String>,
+    /// See [`Options::ready_on_any_answer`].
+    ready_on_any_answer: bool,
     /// User ids as reported by `GET /` (cache: one request per user).
     userids: Mutex<HashMap<(String, String), String>>,
 }
@@ -129,6 +131,9 @@ pub struct Options {
     pub omit_secrets: bool,
     /// Extra `cairn serve` arguments (e.g. `--ini FILE`), kept across restarts.
     pub args: Vec<String>,
+    /// The server is up once `GET /v1/__heartbeat__` gets any HTTP answer,
+    /// not only a 200 (a server past its end-of-service date answers 410).
+    pub ready_on_any_answer: bool,
 }
 
 impl Server {
@@ -191,6 +196,7 @@ impl Server {
             env: Vec::new(),
             omit_secrets: false,
             args: Vec::new(),
+            ready_on_any_answer: false,
             userids: Mutex::new(HashMap::new()),
         }
     }
@@ -200,6 +206,26 @@ impl Server {
         std::env::var("KINTO_URL")
             .map(|u| !u.is_empty())
             .unwrap_or(false)
+    }
+
+    /// A server owned by the caller, configured by these `KINTO_*`
+    /// environment variables, on a temporary data directory removed with
+    /// the process.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        Server::start_configured(env, Options::default())
+    }
+
+    /// [`Server::start_with_env`] with other options too (`opts.env` is
+    /// extended by `env`).
+    pub fn start_configured(env: &[(&str, &str)], mut opts: Options) -> Server {
+        let root = tempfile::Builder::new()
+            .prefix("cairn-configured-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        opts.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Server::start_with(&root.join("data"), opts, Some(&root))
     }
 
     /// Spawns a server on `data` (created if missing), owned by the caller.
@@ -216,6 +242,7 @@ impl Server {
             env: opts.env,
             omit_secrets: opts.omit_secrets,
             args: opts.args,
+            ready_on_any_answer: opts.ready_on_any_answer,
             userids: Mutex::new(HashMap::new()),
         };
         server.spawn(cleanup);
@@ -293,7 +320,7 @@ impl Server {
             let probe = Request::new(&self.endpoint, "GET", "/__heartbeat__")
                 .try_send_timeout(Duration::from_secs(2));
             if let Ok(resp) = probe {
-                if resp.status == 200 {
+                if resp.status == 200 || self.ready_on_any_answer {
                     return;
                 }
             }
