@@ -458,3 +458,115 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Arbitrary JSON without NUL characters (those are refused earlier).
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Decimals (serde_json parses up to 15 significant digits
+            // exactly; see listing.rs for longer ones).
+            (any::<i32>(), 0..7i32).prop_map(|(m, k)| json!(f64::from(m) / 10f64.powi(k))),
+            "[a-zA-Z0-9 *_.,\"é]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z.]{1,3}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn op_of(i: usize) -> (&'static str, Op) {
+        PREFIXES.get(i).copied().unwrap_or(("", Op::Eq))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the parameter and value, parsing answers (a filter or a
+        /// 400), and a parsed filter can be evaluated on any object.
+        #[test]
+        fn parsing_never_panics(param in "\\PC{0,24}", raw in "\\PC{0,24}", obj in arb_json()) {
+            if let Ok(f) = parse_filter(&param, &raw) {
+                if let Value::Object(o) = &obj {
+                    let _ = f.matches(o);
+                }
+            }
+            let _ = parse_sort(Some(&raw));
+            let _ = parse_sort(Some(&param));
+        }
+
+        /// The same with parameters made of operator prefixes and the
+        /// characters that matter (`_`, `.`, `,`, `*`, quotes, brackets).
+        #[test]
+        fn parsing_operator_soup_never_panics(
+            op in 0..=PREFIXES.len(),
+            field in "[a-z_.\\-]{0,10}",
+            raw in "[a-z0-9,*\\[\\]\"{}:. \\-]{0,16}",
+            obj in arb_json(),
+        ) {
+            let param = format!("{}{field}", op_of(op).0);
+            if let Ok(f) = parse_filter(&param, &raw) {
+                if let Value::Object(o) = &obj {
+                    let _ = f.matches(o);
+                }
+            }
+        }
+
+        /// `<op>_<field>` parses back to that operator and field, for every
+        /// operator and any `[\w.]+` field that does not itself start with
+        /// an operator keyword (then the first keyword wins, as in Kinto).
+        #[test]
+        fn op_and_field_round_trip(op in 0..=PREFIXES.len(), field in "[A-Za-z0-9_.é]{1,12}") {
+            prop_assume!(!PREFIXES.iter().any(|(p, _)| field.starts_with(p)));
+            prop_assume!(field != "id" && field != "last_modified");
+            let (prefix, want) = op_of(op);
+            let param = format!("{prefix}{field}");
+            let f = parse_filter(&param, "\"abc\"").unwrap();
+            prop_assert_eq!((f.op, f.field.as_str()), (want, field.as_str()));
+        }
+
+        /// Kinto's value typing: a JSON-encoded value filters as itself, and
+        /// the comparison operators agree with equality on that value.
+        #[test]
+        fn a_json_value_filters_as_itself(v in arb_json()) {
+            let raw = v.to_string();
+            let f = parse_filter("k", &raw).unwrap();
+            prop_assert_eq!(&f.value, &v);
+            let obj = json!({"k": v.clone()}).as_object().unwrap().clone();
+            let m = |p: &str| parse_filter(p, &raw).unwrap().matches(&obj);
+            prop_assert!(m("k") && m("eq_k") && m("min_k") && m("max_k"));
+            prop_assert!(!m("not_k") && !m("lt_k") && !m("gt_k"));
+            // A missing field is above the value.
+            let empty = Map::new();
+            let e = |p: &str| parse_filter(p, &raw).unwrap().matches(&empty);
+            prop_assert!(e("gt_k") && e("min_k") && e("not_k"));
+            prop_assert!(!e("k") && !e("lt_k") && !e("max_k"));
+        }
+
+        /// Anything that is not JSON is kept as the raw string.
+        #[test]
+        fn non_json_values_stay_strings(raw in "[a-z][a-z0-9 ]{0,10}") {
+            prop_assume!(serde_json::from_str::<Value>(&raw).is_err());
+            prop_assert_eq!(typed(&raw), Value::String(raw.clone()));
+        }
+
+        /// The order used for filters and `_sort` is a total order:
+        /// reflexive and antisymmetric.
+        #[test]
+        fn compare_is_a_total_order(a in arb_json(), b in arb_json()) {
+            prop_assert_eq!(compare(&a, &a), Ordering::Equal);
+            prop_assert_eq!(compare(&a, &b), compare(&b, &a).reverse());
+        }
+    }
+}

@@ -514,3 +514,111 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Decimals of up to 15 significant digits: serde_json (without
+            // its `float_roundtrip` feature) does not read every shortest
+            // float text back to the same bits, see
+            // `float_sort_values_survive_the_token` below.
+            (any::<i32>(), 0..7i32).prop_map(|(m, k)| json!(f64::from(m) / 10f64.powi(k))),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("\\PC{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A token: the sort values of the last object (any JSON, dotted names
+    /// kept whole) and its id.
+    fn arb_token() -> impl Strategy<Value = Token> {
+        (
+            prop::collection::btree_map("[a-z_.]{1,10}", arb_json(), 0..4),
+            "\\PC{1,40}",
+        )
+            .prop_map(|(values, id)| {
+                let mut last: Map<String, Value> = values.into_iter().collect();
+                last.insert("id".into(), Value::String(id));
+                Token { last }
+            })
+    }
+
+    /// A token carries the last object's sort values as JSON text: a float
+    /// must come back with the same bits, or a `_sort` on a float field
+    /// repeats (or skips) the object at a page boundary. serde_json reads
+    /// `-919844198.7925799` (what it writes for those bits) one ULP off
+    /// unless the workspace enables its `float_roundtrip` feature.
+    #[test]
+    #[ignore = "bug: serde_json lacks the float_roundtrip feature (Cargo.toml): floats do not survive the token"]
+    fn float_sort_values_survive_the_token() {
+        for f in [-919844198.7925799f64, 1.848726782973704e-186] {
+            let mut last = Map::new();
+            last.insert("n".into(), json!(f));
+            last.insert("id".into(), json!("r"));
+            let t = Token { last };
+            assert_eq!(Token::decode(&t.encode()).unwrap(), t, "{f}");
+        }
+    }
+
+    fn invalid_token(e: &ApiError) -> bool {
+        e.body()["details"][0]["description"] == "_token has invalid content"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// decode(encode(t)) == t, and the token is URL-safe as it is sent
+        /// (no escaping needed in `Next-Page`).
+        #[test]
+        fn token_round_trips(t in arb_token()) {
+            let s = t.encode();
+            prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{}", s);
+            prop_assert_eq!(Token::decode(&s).unwrap(), t);
+        }
+
+        /// Decoding random text answers a token or the 400, never panics.
+        #[test]
+        fn decode_never_panics_on_text(s in "\\PC{0,64}") {
+            if let Err(e) = Token::decode(&s) {
+                prop_assert!(invalid_token(&e));
+            }
+        }
+
+        /// Nor on valid base64 of random bytes, or of random JSON (which
+        /// is a token only when it has the shape of one).
+        #[test]
+        fn decode_never_panics_on_base64(bytes in prop::collection::vec(any::<u8>(), 0..96), v in arb_json()) {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            for s in [b64.encode(&bytes), b64.encode(v.to_string())] {
+                match Token::decode(&s) {
+                    Ok(t) => prop_assert!(t.last.get("id").is_some_and(Value::is_string)),
+                    Err(e) => prop_assert!(invalid_token(&e)),
+                }
+            }
+            let wrapped = json!({"last": v});
+            let s = b64.encode(wrapped.to_string());
+            let shaped = wrapped["last"]["id"].is_string();
+            prop_assert_eq!(Token::decode(&s).is_ok(), shaped);
+        }
+
+        /// `_limit` parsing answers for any text.
+        #[test]
+        fn limit_parsing_never_panics(s in "\\PC{0,24}") {
+            let _ = parse_limit(&s);
+        }
+    }
+}

@@ -484,3 +484,103 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Arbitrary JSON; patches get more nulls (they remove keys).
+    fn arb_json(null_weight: u32) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            null_weight => Just(Value::Null),
+            1 => any::<bool>().prop_map(Value::Bool),
+            1 => any::<i64>().prop_map(Value::from),
+            1 => "[a-z]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                1 => prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                3 => prop::collection::btree_map("[a-e]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn arb_object(null_weight: u32) -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::btree_map("[a-e]{1,2}", arb_json(null_weight), 0..5)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    fn merged(target: &Value, patch: &Value) -> Value {
+        let mut t = target.clone();
+        merge(&mut t, patch);
+        t
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// RFC 7396 is idempotent: applying a patch twice is applying it once.
+        #[test]
+        fn applying_twice_is_applying_once(t in arb_json(1), p in arb_json(2)) {
+            let once = merged(&t, &p);
+            prop_assert_eq!(merged(&once, &p), once);
+        }
+
+        /// `{}` changes no object.
+        #[test]
+        fn empty_patch_is_identity(t in arb_object(1)) {
+            let t = Value::Object(t);
+            prop_assert_eq!(merged(&t, &Value::Object(Map::new())), t);
+        }
+
+        /// `null` removes the key (present or not) and touches nothing else.
+        #[test]
+        fn null_removes(t in arb_object(1), k in "[a-e]{1,2}") {
+            let mut want = t.clone();
+            want.remove(&k);
+            let p = serde_json::json!({ k.clone(): null });
+            prop_assert_eq!(merged(&Value::Object(t), &p), Value::Object(want));
+        }
+
+        /// A patch that is not an object replaces the target; an object
+        /// patch gives an object holding exactly the patch's non-null keys
+        /// (besides the target's others, unchanged).
+        #[test]
+        fn shape_of_the_result(t in arb_json(1), p in arb_json(2)) {
+            let r = merged(&t, &p);
+            match &p {
+                Value::Object(pm) => {
+                    let rm = r.as_object().unwrap();
+                    for (k, v) in pm {
+                        prop_assert_eq!(rm.contains_key(k), !v.is_null());
+                    }
+                    if let Value::Object(tm) = &t {
+                        for (k, v) in tm {
+                            if !pm.contains_key(k) {
+                                prop_assert_eq!(rm.get(k), Some(v));
+                            }
+                        }
+                    }
+                }
+                other => prop_assert_eq!(&r, other),
+            }
+        }
+
+        /// A PATCH with `application/merge-patch+json` is that merge on
+        /// `data` (id and last_modified aside).
+        #[test]
+        fn merge_patch_request_is_the_merge(d in arb_object(0), p in arb_object(2)) {
+            let stored = StoredObject {
+                last_modified: 1,
+                data: d.clone(),
+                permissions: Default::default(),
+            };
+            let body = serde_json::json!({"data": Value::Object(p.clone())});
+            let req = PatchRequest::parse(PatchKind::Merge, body, Resource::Record).unwrap();
+            let (data, _) = req.apply(&stored, Resource::Record).unwrap();
+            prop_assert_eq!(Value::Object(data), merged(&Value::Object(d), &Value::Object(p)));
+        }
+    }
+}
