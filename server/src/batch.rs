@@ -122,6 +122,19 @@ fn parse_request(i: usize, v: &Value) -> Result<SubRequest, ApiError> {
     })
 }
 
+/// Does a sub-request path address the batch endpoint itself (`/batch`,
+/// `/v1/batch/`, `/batch?x`)? Kinto refuses any path merely containing
+/// `/batch`, so a collection named `batches` cannot be written in a batch
+/// there; Cairn refuses only the recursion.
+fn targets_batch(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or("");
+    let below = path
+        .strip_prefix(PREFIX)
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(path);
+    below.trim_end_matches('/') == "/batch"
+}
+
 /// Parses the batch body: `{"defaults": {...}, "requests": [...]}`.
 fn parse_batch(value: Value, max: u64) -> Result<Vec<SubRequest>, ApiError> {
     let Value::Object(mut top) = value else {
@@ -164,7 +177,7 @@ fn parse_batch(value: Value, max: u64) -> Result<Vec<SubRequest>, ApiError> {
             format!("Number of requests is limited to {max}"),
         ));
     }
-    if subs.iter().any(|s| s.path.contains("/batch")) {
+    if subs.iter().any(|s| targets_batch(&s.path)) {
         return Err(invalid(
             "requests",
             "Recursive call on /batch endpoint is forbidden.",
@@ -545,12 +558,26 @@ mod tests {
         let many: Vec<Value> = (0..26).map(|_| json!({"path": "/"})).collect();
         let e = parse_batch(json!({"requests": many}), 25).unwrap_err();
         assert_eq!(e.body()["message"], "Number of requests is limited to 25");
-        let e = parse_batch(json!({"requests": [{"path": "/buckets?x=/batch"}]}), 25).unwrap_err();
-        assert_eq!(
-            e.body()["details"][0],
-            json!({"location": "body", "name": "requests",
-                   "description": "Recursive call on /batch endpoint is forbidden."})
-        );
+        for path in ["/batch", "/v1/batch", "/v1/batch/", "/batch?x=1"] {
+            let e = parse_batch(json!({"requests": [{"path": path}]}), 25).unwrap_err();
+            assert_eq!(
+                e.body()["details"][0],
+                json!({"location": "body", "name": "requests",
+                       "description": "Recursive call on /batch endpoint is forbidden."}),
+                "{path}"
+            );
+        }
+        // Only the batch endpoint: a collection may be named `batches`.
+        for path in [
+            "/buckets/b/collections/batches/records",
+            "/buckets?x=/batch",
+            "/v1/batchy",
+        ] {
+            assert!(
+                parse_batch(json!({"requests": [{"path": path}]}), 25).is_ok(),
+                "{path}"
+            );
+        }
         // Each request's shape is checked first.
         let e = parse_batch(
             json!({"requests": [{"path": "/v1/batch"}, {"path": "x"}]}),
