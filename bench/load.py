@@ -54,6 +54,8 @@ WORKLOADS = {
     "since_10": "`_since` returning 10 changes",
     "group_read": "GET a record readable only through a 50-member group",
     "root": "`GET /v1/`",
+    "list_filtered": "filtered, sorted listing (`?status=todo&_sort=-last_modified&_limit=100`, half of {records:,} match)",
+    "batch_25": "`POST /v1/batch` creating 25 records (durable on Cairn)",
 }
 # The ceiling answers every request with the same static body, so it is only
 # meaningful for GET-like workloads.
@@ -66,6 +68,8 @@ BIG = "big"  # 10,000 records: list and _since
 SMALL = "small"  # GET one record
 POSTS = "posts"  # POST target
 PATCHES = "patches"  # one record per PATCH connection
+BATCHES = "bulk"  # batch_25 target (not "batches": Kinto refuses any batch path containing "/batch")
+BATCH_SIZE = 25  # Kinto's default batch_max_requests
 SHARED = "shared"  # readable only through the group
 GROUP = "readers"
 
@@ -76,6 +80,19 @@ RECORD_BODY = {
     "tags": ["bench", "load", "cairn"],
     "n": 0,
 }
+
+
+def big_record(i):
+    """Record i of the big collection: half of them `todo` (filtered listing)."""
+    return dict(RECORD_BODY, n=i, status="todo" if i % 2 == 0 else "done")
+
+
+def batch_body(path):
+    """25 creates in one `POST /v1/batch` (``path`` without ``/v1``)."""
+    return {
+        "defaults": {"method": "POST", "path": path},
+        "requests": [{"body": {"data": dict(RECORD_BODY, n=j)}} for j in range(BATCH_SIZE)],
+    }
 
 
 def env(name, default):
@@ -297,7 +314,7 @@ def seed(port, n_records, patch_conns, group_size):
         raise SeedError("GET /v1/ with Basic Auth did not return user.id")
 
     owner.must({200, 201}, "PUT", f"/v1/buckets/{BUCKET}", {"data": {}})
-    for coll in (BIG, SMALL, POSTS, PATCHES):
+    for coll in (BIG, SMALL, POSTS, PATCHES, BATCHES):
         owner.must({200, 201}, "PUT", f"/v1/buckets/{BUCKET}/collections/{coll}", {"data": {}})
 
     # GET one record.
@@ -335,6 +352,7 @@ def seed(port, n_records, patch_conns, group_size):
     big_path = f"/v1/buckets/{BUCKET}/collections/{BIG}/records"
     how = seed_big(port, big_path, n_records)
     p["list_100"] = big_path + "?_limit=100"
+    p["list_filtered"] = big_path + "?status=todo&_sort=-last_modified&_limit=100"
 
     # _since returning exactly 10 changes: the 11th newest record's timestamp.
     _, _, listing, _ = owner.must({200}, "GET", big_path + "?_limit=11")
@@ -342,6 +360,7 @@ def seed(port, n_records, patch_conns, group_size):
     p["since_10"] = f"{big_path}?_since={since}"
 
     p["post"] = f"/v1/buckets/{BUCKET}/collections/{POSTS}/records"
+    p["batch_25"] = batch_body(f"/buckets/{BUCKET}/collections/{BATCHES}/records")
     p["root"] = "/v1/"
     log(f"seeded port {port} in {time.time() - t0:.1f}s ({n_records} records via {how})")
     return p
@@ -352,7 +371,7 @@ def seed_big(port, path, n):
     # Probe the batch endpoint with one small batch.
     body = {
         "defaults": {"method": "POST", "path": path[len("/v1") :]},
-        "requests": [{"body": {"data": dict(RECORD_BODY, n=i)}} for i in range(2)],
+        "requests": [{"body": {"data": big_record(i)}} for i in range(2)],
     }
     status, _, parsed, _ = owner.request("POST", "/v1/batch", body)
     use_batch = (
@@ -369,7 +388,7 @@ def seed_big(port, path, n):
         return local.c
 
     def post_batch(start, count):
-        reqs = [{"body": {"data": dict(RECORD_BODY, n=start + j)}} for j in range(count)]
+        reqs = [{"body": {"data": big_record(start + j)}} for j in range(count)]
         b = {"defaults": {"method": "POST", "path": path[len("/v1") :]}, "requests": reqs}
         _, _, parsed, raw = client().must({200}, "POST", "/v1/batch", b)
         bad = [r for r in parsed["responses"] if r.get("status") != 201]
@@ -377,7 +396,7 @@ def seed_big(port, path, n):
             raise SeedError(f"batch seeding: {bad[0]}")
 
     def post_one(i):
-        client().must({201}, "POST", path, {"data": dict(RECORD_BODY, n=i)})
+        client().must({201}, "POST", path, {"data": big_record(i)})
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         if use_batch:
@@ -406,6 +425,28 @@ end
 """
 
 
+# batch_25: a 200 whose sub-responses are not all 2xx is a failure too. Each
+# wrk thread counts them in `bad`; done() adds them up.
+LUA_DONE_BATCH = r"""
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function(args) bad = 0 end
+response = function(status, headers, body)
+  if body and string.find(body, '"status"%s*:%s*[45]%d%d') then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local sub = 0
+  for _, t in ipairs(threads) do sub = sub + (t:get("bad") or 0) end
+  io.write(string.format(
+    'BENCHJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"mean_us":%.1f,"status_errors":%d,"socket_errors":%d,"sub_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.mean, e.status, e.connect + e.read + e.write + e.timeout, sub))
+end
+"""
+
+
 def lua_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -414,7 +455,19 @@ def write_lua(path, workload, params, auth_header):
     """Generate the wrk script of one workload."""
     hdr = f'wrk.headers["Authorization"] = {lua_string(auth_header)}\n'
     hdr += 'wrk.headers["Accept"] = "application/json"\n'
-    if workload == "post":
+    done = LUA_DONE
+    if workload == "batch_25":
+        body = json.dumps(params, separators=(",", ":"))
+        script = hdr + textwrap.dedent(
+            f"""
+            wrk.method = "POST"
+            wrk.path = "/v1/batch"
+            wrk.body = {lua_string(body)}
+            wrk.headers["Content-Type"] = "application/json"
+            """
+        )
+        done = LUA_DONE_BATCH
+    elif workload == "post":
         body = json.dumps({"data": RECORD_BODY}, separators=(",", ":"))
         script = hdr + textwrap.dedent(
             f"""
@@ -465,7 +518,7 @@ def write_lua(path, workload, params, auth_header):
     else:
         script = hdr + f"wrk.path = {lua_string(params)}\n"
     with open(path, "w") as f:
-        f.write(script + LUA_DONE)
+        f.write(script + done)
 
 
 def run_wrk(port, lua, duration, threads, conns, raw_log):
@@ -489,6 +542,10 @@ def check_once(port, workload, params, auth):
     if workload == "post":
         status, _, body, raw = c.request("POST", params, {"data": RECORD_BODY})
         ok = status == 201
+    elif workload == "batch_25":
+        status, _, body, raw = c.request("POST", "/v1/batch", params)
+        subs = (body or {}).get("responses", []) if isinstance(body, dict) else []
+        ok = status == 200 and len(subs) == BATCH_SIZE and all(r.get("status") == 201 for r in subs)
     elif workload == "patch_if_match":
         return True, ""  # checked through wrk's status errors
     else:
@@ -498,6 +555,14 @@ def check_once(port, workload, params, auth):
             ok = len(body.get("data", [])) == 100
         if ok and workload == "since_10":
             ok = len(body.get("data", [])) == 10
+        if ok and workload == "list_filtered":
+            data = body.get("data", [])
+            stamps = [r.get("last_modified", 0) for r in data]
+            ok = (
+                len(data) == 100
+                and all(r.get("status") == "todo" for r in data)
+                and stamps == sorted(stamps, reverse=True)
+            )
     return ok, f"HTTP {status}: {raw[:200]!r}"
 
 
@@ -599,6 +664,7 @@ def bench_server(kind, args, workdir, workloads, results):
             log(
                 f"{kind:8} {w:15} {r['rps']:10.0f} req/s  p50 {fmt_ms(r['p50_us'])}  p99 {fmt_ms(r['p99_us'])}"
                 f"  cpu {r['cpu_us_per_req']:.0f} us/req  non-2xx {r['status_errors']}  sock-err {r['socket_errors']}"
+                f"  failed sub-requests {r.get('sub_errors', 0)}"
                 f"  others on cores: server {100 * r['other_on_server_cpu']:.0f} %, wrk {100 * r['other_on_client_cpu']:.0f} %"
             )
     finally:
@@ -619,7 +685,7 @@ def cell(r):
         return "—"
     if "error" in r:
         return f"n/a ({r['error']})".replace("|", "/")
-    errs = r["status_errors"] + r["socket_errors"]
+    errs = r["status_errors"] + r["socket_errors"] + r.get("sub_errors", 0)
     extra = f", **{errs} errors**" if errs else ""
     noisy = max(r.get("other_on_server_cpu", 0), r.get("other_on_client_cpu", 0))
     if noisy > NOISE_LIMIT:
