@@ -656,6 +656,7 @@ def bench_server(kind, args, workdir, workloads, results):
             # other core's softirqs; this is an estimate.)
             r["other_on_server_cpu"] = max(0.0, (busy_s1 - busy_s0) - (cpu1 - cpu0)) / secs if secs else 0.0
             r["other_on_client_cpu"] = max(0.0, (busy_c1 - busy_c0) - (wrk1 - wrk0)) / secs if secs else 0.0
+            r["client_util"] = (wrk1 - wrk0) / secs if secs else 0.0
             r["rps"] = r["requests"] / secs if secs else 0.0
             r["cpu_s"] = cpu1 - cpu0
             r["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / r["requests"] if r["requests"] else 0.0
@@ -666,6 +667,7 @@ def bench_server(kind, args, workdir, workloads, results):
                 f"  cpu {r['cpu_us_per_req']:.0f} us/req  non-2xx {r['status_errors']}  sock-err {r['socket_errors']}"
                 f"  failed sub-requests {r.get('sub_errors', 0)}"
                 f"  others on cores: server {100 * r['other_on_server_cpu']:.0f} %, wrk {100 * r['other_on_client_cpu']:.0f} %"
+                f" (wrk {100 * r['client_util']:.0f} %)"
             )
     finally:
         stop(proc)
@@ -674,6 +676,18 @@ def bench_server(kind, args, workdir, workloads, results):
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
+
+
+def noise(r):
+    """Share of a pinned core that other processes took from this run, or 0.
+
+    Others on the server's core always count; others on wrk's core only when
+    wrk itself needed most of that core (else wrk was not slowed down)."""
+    server = r.get("other_on_server_cpu", 0.0)
+    client = r.get("other_on_client_cpu", 0.0)
+    if r.get("client_util", 0.0) + client < 0.9:
+        client = 0.0
+    return max(server, client)
 
 
 def fmt_ms(us):
@@ -687,8 +701,7 @@ def cell(r):
         return f"n/a ({r['error']})".replace("|", "/")
     errs = r["status_errors"] + r["socket_errors"] + r.get("sub_errors", 0)
     extra = f", **{errs} errors**" if errs else ""
-    noisy = max(r.get("other_on_server_cpu", 0), r.get("other_on_client_cpu", 0))
-    if noisy > NOISE_LIMIT:
+    if noise(r) > NOISE_LIMIT:
         extra += " ⚠"
     return (
         f"{r['rps']:,.0f}/s · p50 {fmt_ms(r['p50_us'])} · p99 {fmt_ms(r['p99_us'])}"
@@ -717,16 +730,15 @@ def report(results, servers, workloads, args, started):
         row = [WORKLOADS[w].format(records=args.records)] + [cell(results.get((w, s))) for s in servers]
         if "cairn" in servers and "kinto" in servers:
             a, b = results.get((w, "cairn")), results.get((w, "kinto"))
-            if a and b and "rps" in a and "rps" in b and b["rps"]:
-                row.append(f"{a['rps'] / b['rps']:.1f}× req/s")
+            if a and b and "rps" in a and "rps" in b and b["rps"] and a["cpu_us_per_req"]:
+                row.append(
+                    f"{a['rps'] / b['rps']:.0f}× req/s · {b['cpu_us_per_req'] / a['cpu_us_per_req']:.0f}× less CPU/req"
+                    f" · p99 {'lower' if a['p99_us'] < b['p99_us'] else '**higher**'}"
+                )
             else:
                 row.append("—")
         lines.append("| " + " | ".join(row) + " |")
-    noisy = [
-        f"{w}/{s} ({100 * max(r.get('other_on_server_cpu', 0), r.get('other_on_client_cpu', 0)):.0f} %)"
-        for (w, s), r in results.items()
-        if max(r.get("other_on_server_cpu", 0), r.get("other_on_client_cpu", 0)) > NOISE_LIMIT
-    ]
+    noisy = [f"{w}/{s} ({100 * noise(r):.0f} %)" for (w, s), r in results.items() if noise(r) > NOISE_LIMIT]
     if noisy:
         lines.append("")
         lines.append(
