@@ -17,6 +17,7 @@
 //! * `listing`: single objects, list timestamps, counts, default-order listings.
 //! * `acl_index`: the principal → objects and member → groups indexes.
 //! * `changes`: `_since`/`_before` from the change index and the log.
+//! * `cache`: a read cache of single objects, invalidated by `apply`.
 //! * `rebuild`: startup checks, replay and rebuild-from-scratch.
 //! * `dump`: a canonical text dump of all views, for tests and operators.
 
@@ -26,6 +27,7 @@ extern crate self as projections;
 
 mod acl_index;
 mod apply;
+mod cache;
 mod changes;
 mod dump;
 mod error;
@@ -97,6 +99,8 @@ pub struct Projections {
     store: Store,
     /// Where `_since` reads events back.
     log: LogReader,
+    /// Recently read single objects; see `cache.rs` for why it is safe.
+    cache: cache::ObjectCache,
 }
 
 impl Projections {
@@ -109,6 +113,7 @@ impl Projections {
         Ok(Projections {
             store,
             log: log.clone(),
+            cache: cache::ObjectCache::default(),
         })
     }
 
@@ -117,7 +122,20 @@ impl Projections {
     /// are skipped, so applying twice is harmless. Apply only what the log
     /// has made durable: the projections must never be ahead of the log.
     pub fn apply(&self, commits: &[(Head, &Commit)]) -> Result<(), ProjectionError> {
-        apply::apply_commits(&self.store, commits).map(|_| ())
+        let result = apply::apply_commits(&self.store, commits).map(|_| ());
+        // Whatever happened, forget what these commits may have changed.
+        for (_, commit) in commits {
+            for event in &commit.events {
+                let cascades = matches!(event.change, Change::Delete)
+                    && matches!(event.key.resource, Resource::Bucket | Resource::Collection);
+                if cascades {
+                    self.cache.clear();
+                } else {
+                    self.cache.remove(&event.key);
+                }
+            }
+        }
+        result
     }
 
     /// The last log record whose events are in the views.
@@ -127,6 +145,18 @@ impl Projections {
 
     /// A live object (`None` if it never existed or is deleted).
     pub fn get(&self, key: &ObjectKey) -> Result<Option<StoredObject>, ProjectionError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit);
+        }
+        let generation = self.store.generation();
+        let found = self.get_uncached(key)?;
+        if generation & 1 == 0 && self.store.generation() == generation {
+            self.cache.insert(key, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn get_uncached(&self, key: &ObjectKey) -> Result<Option<StoredObject>, ProjectionError> {
         let k = keys::obj(key);
         match self.store.get_raw(key)? {
             Some(raw) => {

@@ -16,30 +16,12 @@ use crate::sequencer::{Txn, TxnError};
 pub trait Objects {
     type Err: From<ApiError>;
     fn object(&mut self, key: &ObjectKey) -> Result<Option<StoredObject>, Self::Err>;
-    /// An ancestor of the addressed object: what permission checks need
-    /// (its ACL and timestamp). Writes load it whole (schemas live there).
-    fn ancestor(&mut self, key: &ObjectKey) -> Result<Option<StoredObject>, Self::Err> {
-        self.object(key)
-    }
 }
 
 impl Objects for &Projections {
     type Err = ApiError;
     fn object(&mut self, key: &ObjectKey) -> Result<Option<StoredObject>, ApiError> {
         self.get(key).map_err(ApiError::internal)
-    }
-
-    /// Reads only need the ancestors' ACLs and timestamps: their data is
-    /// left unparsed (empty), which keeps a GET from parsing three objects.
-    fn ancestor(&mut self, key: &ObjectKey) -> Result<Option<StoredObject>, ApiError> {
-        Ok(self
-            .get_raw(key)
-            .map_err(ApiError::internal)?
-            .map(|raw| StoredObject {
-                last_modified: raw.last_modified,
-                data: serde_json::Map::new(),
-                permissions: raw.permissions,
-            }))
     }
 }
 
@@ -205,13 +187,13 @@ impl Access<'_> {
     pub fn load<O: Objects>(&self, o: &mut O, target: &Target) -> Result<Loaded, O::Err> {
         let mut loaded = Loaded::default();
         if let Some(bk) = target.bucket_key() {
-            loaded.bucket = o.ancestor(&bk)?;
+            loaded.bucket = o.object(&bk)?;
             if loaded.bucket.is_none() {
                 return Err(self.identity.denied().into());
             }
         }
         if let Some(ck) = target.collection_key() {
-            loaded.collection = o.ancestor(&ck)?;
+            loaded.collection = o.object(&ck)?;
             if loaded.collection.is_none() {
                 let chain = loaded.parent_chain();
                 if is_allowed(&chain, Resource::Bucket, Need::Read, self.principals()) {

@@ -30,7 +30,7 @@ impl Memberships {
         let groups = p.groups_of(member)?;
         // Only a read that no batch overlapped may be cached: an even
         // generation, unchanged after the read.
-        if generation.is_multiple_of(2) && p.generation() == generation {
+        if generation & 1 == 0 && p.generation() == generation {
             if let Ok(mut cache) = self.cache.lock() {
                 if cache.len() >= MAX_ENTRIES {
                     cache.clear();

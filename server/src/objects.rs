@@ -75,6 +75,34 @@ fn check_write_conditions(
     Ok(())
 }
 
+/// With the attachments plugin, PUT and PATCH may not change an existing
+/// record's `attachment` (its files are reference-counted from it).
+fn check_attachment_unchanged(
+    w: &WriteCtx,
+    existing: Option<&StoredObject>,
+    data: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    if !w.attachments || w.target.resource != projections::Resource::Record {
+        return Ok(());
+    }
+    let before = existing
+        .and_then(|o| o.data.get("attachment"))
+        .filter(|v| !v.is_null());
+    match (before, data.get("attachment")) {
+        (Some(old), Some(new)) if old != new => Err(ApiError::invalid(
+            Location::Body,
+            Some("attachment"),
+            "Attachment metadata cannot be modified.",
+        )),
+        (None, Some(new)) if !new.is_null() => Err(ApiError::invalid(
+            Location::Body,
+            Some("attachment"),
+            "Attachment metadata cannot be modified.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// An invalid id in the last path segment: 400 for whoever passes the
 /// permission check on the parent, the permission error otherwise.
 fn invalid_id(access: &Access, loaded: &Loaded, target: &Target) -> ApiError {
@@ -172,6 +200,9 @@ fn strip_owned_fields(data: &mut Map<String, Value>) {
 struct WriteCtx {
     target: Target,
     schemas: std::sync::Arc<crate::schema::SchemaCache>,
+    /// With `kinto_attachment`, a record's `attachment` field is the
+    /// plugin's: PUT and PATCH may not change it.
+    attachments: bool,
     identity: Identity,
     bucket_create_principals: Vec<String>,
     conds: Conditions,
@@ -192,6 +223,7 @@ impl WriteCtx {
             bucket_create_principals: state.settings.bucket_create_principals.clone(),
             conds: ctx.conditions()?,
             scope,
+            attachments: state.settings.includes(crate::settings::plugin::ATTACHMENT),
         })
     }
 
@@ -262,6 +294,7 @@ fn put_op(txn: &mut Txn<'_>, w: &WriteCtx, env: &Envelope) -> Result<Outcome, Tx
         (None, None) => Map::new(),
     };
     check_body_id(&data, &id)?;
+    check_attachment_unchanged(w, existing, &data)?;
     let requested = requested_timestamp(&data);
     strip_owned_fields(&mut data);
     validate_data(target.resource, &mut data)?;
@@ -323,6 +356,7 @@ fn patch_op(
     check_write_conditions(&w.conds, &access, &loaded, target, obj)?;
     let (mut data, perms) = request.apply(obj, target.resource)?;
     check_body_id(&data, &id)?;
+    check_attachment_unchanged(w, Some(obj), &data)?;
     let requested = requested_timestamp(&data).filter(|t| *t > obj.last_modified);
     strip_owned_fields(&mut data);
     validate_data(target.resource, &mut data)?;
