@@ -382,12 +382,9 @@ async fn resource(state: &AppState, ctx: &Ctx, rp: ResourcePath) -> Result<Reply
                 .sequencer
                 .submit(ctx.request_id.clone(), ctx.identity.user_id.clone(), op)
                 .await?;
-            Ok(Reply::json(
-                out.status,
-                out.body,
-                out.timestamp,
-                Exposure::Basic,
-            ))
+            let mut reply = Reply::json(out.status, out.body, out.timestamp, Exposure::Basic);
+            reply.headers.extend(out.headers);
+            Ok(reply)
         }
     }
 }

@@ -477,7 +477,7 @@ async fn flush(
                         }
                     }
                 }
-                Ok(Outcome { status: StatusCode::OK, body: Value::Array(results), timestamp: None })
+                Ok(Outcome { headers: Vec::new(), status: StatusCode::OK, body: Value::Array(results), timestamp: None })
             }),
         )
         .await?;

@@ -155,12 +155,7 @@ pub async fn get(
     // then the answer has no `permissions` key (spec section 12).
     let body = match ctx.query_value("_fields") {
         Some(f) => {
-            let fields: Vec<String> = f
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let fields = crate::listing::parse_fields(f)?;
             json!({"data": Value::Object(crate::listing::select_fields(&obj.data, &fields))})
         }
         None => envelope(obj, &access),
@@ -312,6 +307,7 @@ fn put_op(txn: &mut Txn<'_>, w: &WriteCtx, env: &Envelope) -> Result<Outcome, Tx
         StatusCode::CREATED
     };
     Ok(Outcome {
+        headers: Vec::new(),
         status,
         body: envelope(&stored, &access),
         timestamp: Some(stored.last_modified),
@@ -365,6 +361,7 @@ fn patch_op(
     let stored = txn.put(&key, data, with_writer(perms, &w.identity), requested)?;
     let body = behavior.render(request, &stored, envelope(&stored, &access));
     Ok(Outcome {
+        headers: Vec::new(),
         status: StatusCode::OK,
         body,
         timestamp: Some(stored.last_modified),
@@ -411,6 +408,7 @@ fn delete_op(txn: &mut Txn<'_>, w: &WriteCtx, requested: Option<u64>) -> Result<
     let requested = requested.filter(|t| *t > obj.last_modified);
     let ts = txn.delete(&target.key_for(&id), requested)?;
     Ok(Outcome {
+        headers: Vec::new(),
         status: StatusCode::OK,
         body: json!({"data": tombstone(&id, ts)}),
         timestamp: Some(ts),

@@ -61,6 +61,7 @@ impl DefaultScope {
                 Box::new(move |txn| {
                     ensure_in_txn(txn, &scope)?;
                     Ok(Outcome {
+                        headers: Vec::new(),
                         status: StatusCode::OK,
                         body: json!({}),
                         timestamp: None,

@@ -166,7 +166,8 @@ pub async fn list(
             Exposure::List,
         )
     };
-    if let Some(next) = page.next_token {
+    // Never on HEAD (spec section 11).
+    if let Some(next) = page.next_token.filter(|_| !head) {
         reply = reply.with_header(
             HeaderName::from_static("next-page"),
             query.next_page_url(ctx, &next),
@@ -265,6 +266,7 @@ fn post_op(
             return Err(pc.identity.denied().into());
         }
         return Ok(Outcome {
+            headers: Vec::new(),
             status: StatusCode::OK,
             body: envelope(&existing, &access),
             timestamp: Some(existing.last_modified),
@@ -288,6 +290,7 @@ fn post_op(
     validate_write(&pc.schemas, &loaded, &object_target, &mut data)?;
     let stored: StoredObject = txn.put(&key, data, perms, requested)?;
     Ok(Outcome {
+        headers: Vec::new(),
         status: StatusCode::CREATED,
         body: envelope(&stored, &access),
         timestamp: Some(stored.last_modified),
@@ -312,13 +315,19 @@ pub fn delete(
         scope,
     };
     let st = state.clone();
-    Ok(Box::new(move |txn| delete_all_op(txn, &st, &pc, &query)))
+    // `Next-Page` when the filters match more than one page: the same URL
+    // with a token after the last object deleted.
+    let next_page_prefix = query.next_page_url(ctx, "");
+    Ok(Box::new(move |txn| {
+        delete_all_op(txn, &st, &pc, &next_page_prefix, &query)
+    }))
 }
 
 fn delete_all_op(
     txn: &mut Txn<'_>,
     state: &AppState,
     pc: &PluralCtx,
+    next_page_prefix: &str,
     query: &ListQuery,
 ) -> Result<Outcome, TxnError> {
     // The scan below reads committed state: run alone in the group.
@@ -362,7 +371,15 @@ fn delete_all_op(
         newest = Some(ts);
         deleted.push(tombstone(id, ts));
     }
+    let headers = match &page.next_token {
+        Some(token) => vec![(
+            HeaderName::from_static("next-page"),
+            format!("{next_page_prefix}{token}"),
+        )],
+        None => Vec::new(),
+    };
     Ok(Outcome {
+        headers,
         status: StatusCode::OK,
         body: json!({"data": deleted}),
         timestamp: Some(newest.unwrap_or(current)),

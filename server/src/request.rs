@@ -122,7 +122,8 @@ impl Ctx {
 }
 
 /// Decodes a query string into pairs; `+` is a space, `%XX` bytes decode,
-/// invalid UTF-8 or a NUL is refused (no id or filter may hold one).
+/// invalid UTF-8 is refused. A NUL decodes: each parameter's own parser
+/// refuses it by name (filters answer "Invalid character 0x00").
 pub fn parse_query(q: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     let Some(q) = q else { return Ok(Vec::new()) };
     let mut out = Vec::new();
@@ -162,13 +163,6 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
     let s = String::from_utf8(out).map_err(|_| {
         ApiError::invalid(Location::Querystring, None, "Invalid UTF-8 in query string")
     })?;
-    if s.contains('\0') {
-        return Err(ApiError::invalid(
-            Location::Querystring,
-            None,
-            "NUL character in query string",
-        ));
-    }
     Ok(s)
 }
 
@@ -190,7 +184,11 @@ mod tests {
                 ("f".into(), "%4".into()),
             ]
         );
-        assert!(parse_query(Some("a=%00")).is_err());
+        // A NUL decodes; the parameter's own parser refuses it by name.
+        assert_eq!(
+            parse_query(Some("a=%00")).unwrap(),
+            vec![("a".into(), "\0".into())]
+        );
         assert!(parse_query(Some("a=%ff")).is_err());
     }
 }

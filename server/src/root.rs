@@ -28,6 +28,15 @@ pub fn root(state: &AppState, ctx: &Ctx) -> Reply {
         // basicauth, default_bucket and the other plugins, as configured.
         "capabilities": crate::plugins::capabilities(state),
     });
+    if let Some(eos) = &s.eos {
+        body["eos"] = json!(eos);
+        if let Some(m) = &s.eos_message {
+            body["eos_message"] = json!(m);
+        }
+        if let Some(u) = &s.eos_url {
+            body["eos_url"] = json!(u);
+        }
+    }
     if let Some(uid) = &ctx.identity.user_id {
         body["user"] = json!({
             "id": uid,

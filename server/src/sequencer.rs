@@ -36,6 +36,8 @@ pub struct Outcome {
     pub body: Value,
     /// Timestamp for `ETag` / `Last-Modified`.
     pub timestamp: Option<u64>,
+    /// Extra headers (e.g. `Next-Page` of a paginated bulk delete).
+    pub headers: Vec<(http::HeaderName, String)>,
 }
 
 /// Why a closure did not produce an outcome.

@@ -232,7 +232,6 @@ fn nul_in_paths_and_queries() {
 /// string parser in server/src/request.rs refuses any `%00` first with
 /// "NUL character in query string" and no name).
 #[test]
-#[ignore = "bug: NUL in a filter is refused with another message and no name (server/src/request.rs percent_decode)"]
 fn nul_in_a_filter_names_the_parameter() {
     let owner = User::fresh("owner");
     let (_, records) = new_collection(s(), &owner);

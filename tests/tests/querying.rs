@@ -765,7 +765,6 @@ fn bulk_delete_with_filters() {
 /// when more remain (the reference sends it). Cairn deletes the first page
 /// but sends no `Next-Page` (plural.rs drops the page's token).
 #[test]
-#[ignore = "bug: bulk DELETE with _limit sends no Next-Page (server/src/plural.rs delete_all_op)"]
 fn bulk_delete_pages_with_next_page() {
     let owner = User::fresh("owner");
     let (_, records) = new_collection(s(), &owner);
@@ -784,7 +783,6 @@ fn bulk_delete_pages_with_next_page() {
 /// sends none). Cairn sends it when `_limit` leaves more (server/src/plural.rs
 /// `list` adds it whatever the method).
 #[test]
-#[ignore = "bug: HEAD on a plural endpoint sends Next-Page (server/src/plural.rs list)"]
 fn head_never_sends_next_page() {
     let owner = User::fresh("owner");
     let (_, records) = new_collection(s(), &owner);

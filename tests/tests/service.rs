@@ -452,7 +452,6 @@ fn after_the_end_of_service_everything_is_410() {
 /// (the reference shows the date). Cairn's root (server/src/root.rs) never
 /// adds it.
 #[test]
-#[ignore = "bug: GET /v1/ lacks the `eos` field when eos is set (server/src/root.rs)"]
 fn root_shows_the_end_of_service_date() {
     let srv = Server::start_with_env(&[("KINTO_EOS", "2999-01-01")]);
     let root = srv.req("GET", "/").send().expect(200).json();

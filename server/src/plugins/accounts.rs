@@ -519,6 +519,7 @@ async fn put(state: &AppState, ctx: &Ctx, id: String) -> Result<Reply, ApiError>
             None,
         )?;
         Ok(Outcome {
+            headers: Vec::new(),
             status: if existing.is_some() {
                 StatusCode::OK
             } else {
@@ -609,6 +610,7 @@ async fn patch(state: &AppState, ctx: &Ctx, id: String) -> Result<Reply, ApiErro
         let stored = txn.put(&key, data, owner_permissions(perms, &id), None)?;
         let body = behavior.render(&request, &stored, envelope(&stored));
         Ok(Outcome {
+            headers: Vec::new(),
             status: StatusCode::OK,
             body,
             timestamp: Some(stored.last_modified),
@@ -650,6 +652,7 @@ async fn delete(state: &AppState, ctx: &Ctx, id: String) -> Result<Reply, ApiErr
         check_conditions(&conds, Some(&obj), obj.last_modified)?;
         let ts = delete_account(txn, &id)?;
         Ok(Outcome {
+            headers: Vec::new(),
             status: StatusCode::OK,
             body: json!({"data": tombstone(&id, ts)}),
             timestamp: Some(ts),
@@ -855,6 +858,7 @@ async fn post(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
                 return Err(caller.denied().into());
             }
             return Ok(Outcome {
+                headers: Vec::new(),
                 status: StatusCode::OK,
                 body: envelope(&obj),
                 timestamp: Some(obj.last_modified),
@@ -870,6 +874,7 @@ async fn post(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
             None,
         )?;
         Ok(Outcome {
+            headers: Vec::new(),
             status: StatusCode::CREATED,
             body: envelope(&stored),
             timestamp: Some(stored.last_modified),
@@ -926,6 +931,7 @@ async fn delete_all(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
             None => txn.list_timestamp("", Resource::Account)?,
         };
         Ok(Outcome {
+            headers: Vec::new(),
             status: StatusCode::OK,
             body: json!({"data": deleted}),
             timestamp: Some(ts),
@@ -954,6 +960,7 @@ pub fn upsert_op(
         data.insert("password".into(), Value::String(bcrypt_hash.clone()));
         let stored = txn.put(&key, data, owner_permissions(Permissions::new(), &id), None)?;
         Ok(Outcome {
+            headers: Vec::new(),
             status: StatusCode::OK,
             body: envelope(&stored),
             timestamp: Some(stored.last_modified),

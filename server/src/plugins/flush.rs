@@ -50,6 +50,7 @@ pub async fn handle(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
                     txn.delete(key, None)?;
                 }
                 Ok(Outcome {
+                    headers: Vec::new(),
                     status: StatusCode::ACCEPTED,
                     body: json!({}),
                     timestamp: None,

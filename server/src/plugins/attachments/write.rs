@@ -178,6 +178,7 @@ impl PostOp {
         data.insert(upload::FILE_FIELD.into(), Value::Object(self.meta.clone()));
         let stored = self.w.put(txn, &loaded, data, perms)?;
         Ok(Outcome {
+            headers: Vec::new(),
             status,
             body: Value::Object(self.meta.clone()),
             timestamp: Some(stored.last_modified),
@@ -196,6 +197,7 @@ pub fn delete_op(txn: &mut Txn<'_>, w: &WriteCtx) -> Result<Outcome, TxnError> {
     data.insert(upload::FILE_FIELD.into(), Value::Null);
     let stored = w.put(txn, &loaded, data, perms)?;
     Ok(Outcome {
+        headers: Vec::new(),
         status: StatusCode::NO_CONTENT,
         body: Value::Null,
         timestamp: Some(stored.last_modified),
