@@ -330,12 +330,14 @@ pub fn patch(
     Ok(Box::new(move |txn| patch_op(txn, &w, &request, behavior)))
 }
 
-fn patch_op(
+/// The shared checks of PATCH and DELETE, in Kinto's order: a valid id,
+/// an existing object (404 only for who may read the parent), `write` on
+/// it, then If-Match / If-None-Match. Returns the loaded chain, the object
+/// and its id.
+fn load_existing_for_write(
     txn: &mut Txn<'_>,
     w: &WriteCtx,
-    request: &patch::PatchRequest,
-    behavior: patch::ResponseBehavior,
-) -> Result<Outcome, TxnError> {
+) -> Result<(Loaded, StoredObject, String), TxnError> {
     let access = w.access();
     let loaded = w.load(txn)?;
     let target = &w.target;
@@ -350,6 +352,20 @@ fn patch_op(
         return Err(w.identity.denied().into());
     }
     check_write_conditions(&w.conds, &access, &loaded, target, obj)?;
+    let obj = obj.clone();
+    Ok((loaded, obj, id))
+}
+
+fn patch_op(
+    txn: &mut Txn<'_>,
+    w: &WriteCtx,
+    request: &patch::PatchRequest,
+    behavior: patch::ResponseBehavior,
+) -> Result<Outcome, TxnError> {
+    let access = w.access();
+    let target = &w.target;
+    let (loaded, obj, id) = load_existing_for_write(txn, w)?;
+    let obj = &obj;
     let (mut data, perms) = request.apply(obj, target.resource)?;
     check_body_id(&data, &id)?;
     check_attachment_unchanged(w, Some(obj), &data)?;
@@ -391,22 +407,9 @@ pub fn delete(
 }
 
 fn delete_op(txn: &mut Txn<'_>, w: &WriteCtx, requested: Option<u64>) -> Result<Outcome, TxnError> {
-    let access = w.access();
-    let loaded = w.load(txn)?;
-    let target = &w.target;
-    let id = target.id.clone().unwrap_or_default();
-    if !is_valid_id(&id) {
-        return Err(invalid_id(&access, &loaded, target).into());
-    }
-    let Some(obj) = loaded.object.as_ref() else {
-        return Err(access.missing(&loaded, target).into());
-    };
-    if !access.allows(&loaded, target, Need::Write) {
-        return Err(w.identity.denied().into());
-    }
-    check_write_conditions(&w.conds, &access, &loaded, target, obj)?;
+    let (_, obj, id) = load_existing_for_write(txn, w)?;
     let requested = requested.filter(|t| *t > obj.last_modified);
-    let ts = txn.delete(&target.key_for(&id), requested)?;
+    let ts = txn.delete(&w.target.key_for(&id), requested)?;
     Ok(Outcome {
         headers: Vec::new(),
         status: StatusCode::OK,

@@ -96,17 +96,7 @@ impl PatchRequest {
                         d.insert(k.clone(), v.clone());
                     }
                 }
-                let mut p = obj.permissions.clone();
-                if let Some(perms) = permissions {
-                    for (k, v) in perms {
-                        let list = principals(v);
-                        if list.is_empty() {
-                            p.remove(k);
-                        } else {
-                            p.insert(k.clone(), list);
-                        }
-                    }
-                }
+                let p = replace_permission_types(&obj.permissions, permissions.as_ref());
                 Ok((d, p))
             }
             PatchRequest::Merge { data, permissions } => {
@@ -114,17 +104,7 @@ impl PatchRequest {
                 if let Some(patch) = data {
                     merge(&mut d, &Value::Object(patch.clone()));
                 }
-                let mut p = obj.permissions.clone();
-                if let Some(perms) = permissions {
-                    for (k, v) in perms {
-                        let list = principals(v);
-                        if list.is_empty() {
-                            p.remove(k);
-                        } else {
-                            p.insert(k.clone(), list);
-                        }
-                    }
-                }
+                let p = replace_permission_types(&obj.permissions, permissions.as_ref());
                 Ok((into_map(d), p))
             }
             PatchRequest::JsonPatch { ops } => apply_json_patch(obj, resource, ops),
@@ -183,6 +163,24 @@ fn check_operation(i: usize, op: &Value) -> Result<(), ApiError> {
         return fail("path", "String does not match expected pattern".into());
     }
     Ok(())
+}
+
+/// Each permission type sent replaces that type's list; `[]` or `null`
+/// removes the type (plain JSON and merge-patch alike).
+fn replace_permission_types(
+    current: &Permissions,
+    sent: Option<&Map<String, Value>>,
+) -> Permissions {
+    let mut p = current.clone();
+    for (k, v) in sent.into_iter().flatten() {
+        let list = principals(v);
+        if list.is_empty() {
+            p.remove(k);
+        } else {
+            p.insert(k.clone(), list);
+        }
+    }
+    p
 }
 
 fn principals(v: &Value) -> Vec<String> {
