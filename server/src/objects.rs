@@ -38,6 +38,26 @@ pub fn envelope(obj: &StoredObject, access: &Access) -> Value {
     json!({"data": Value::Object(obj.data.clone()), "permissions": perms})
 }
 
+/// [`envelope`], serialized directly.
+fn envelope_bytes(obj: &StoredObject, access: &Access) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        data: &'a Map<String, Value>,
+        permissions: &'a Permissions,
+    }
+    let none = Permissions::new();
+    let permissions = if access.shows_permissions(&obj.permissions) {
+        &obj.permissions
+    } else {
+        &none
+    };
+    serde_json::to_vec(&Envelope {
+        data: &obj.data,
+        permissions,
+    })
+    .unwrap_or_default()
+}
+
 /// A tombstone as Kinto shows it.
 pub fn tombstone(id: &str, last_modified: u64) -> Value {
     json!({"id": id, "last_modified": last_modified, "deleted": true})
@@ -158,7 +178,19 @@ pub async fn get(
             let fields = crate::listing::parse_fields(f)?;
             json!({"data": Value::Object(crate::listing::select_fields(&obj.data, &fields))})
         }
-        None => envelope(obj, &access),
+        None => {
+            // The common case, serialized straight from the stored object
+            // (no intermediate JSON value).
+            let bytes = envelope_bytes(obj, &access);
+            let mut reply = Reply::raw(StatusCode::OK, "application/json", bytes);
+            reply.timestamp = Some(obj.last_modified);
+            reply.exposure = Exposure::Object;
+            return Ok(if ctx.identity.user_id.is_some() {
+                reply.with_header(axum::http::header::CACHE_CONTROL, "no-cache, no-store")
+            } else {
+                reply
+            });
+        }
     };
     let reply = Reply::json(
         StatusCode::OK,

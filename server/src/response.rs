@@ -103,10 +103,9 @@ impl Reply {
         for (name, value) in &self.headers {
             insert(hdrs, name.clone(), value);
         }
-        insert(
-            hdrs,
+        hdrs.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            self.exposure.headers(),
+            HeaderValue::from_static(self.exposure.headers()),
         );
         let bytes = match (&self.body, self.raw) {
             (_, Some(raw)) => raw,
@@ -117,7 +116,7 @@ impl Reply {
             (None, None) => Vec::new(),
         };
         if self.body.is_some() || hdrs.contains_key(header::CONTENT_TYPE) {
-            insert(hdrs, header::CONTENT_LENGTH, &bytes.len().to_string());
+            hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
         let body = if head {
             Body::empty()
@@ -132,12 +131,17 @@ impl Reply {
 
 /// `Content-Type` and the security headers of every JSON answer.
 pub fn add_json_headers(hdrs: &mut axum::http::HeaderMap) {
-    insert(hdrs, header::CONTENT_TYPE, "application/json");
-    insert(hdrs, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    insert(
-        hdrs,
+    hdrs.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    hdrs.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    hdrs.insert(
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none';",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none';"),
     );
 }
 
