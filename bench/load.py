@@ -708,7 +708,7 @@ def noise(r):
 
 
 def fmt_rps(rps):
-    return f"{rps:,.0f}" if rps >= 100 else f"{rps:.2g}"
+    return f"{rps:,.0f}" if rps >= 99.5 else f"{rps:.1f}"
 
 
 def fmt_ms(us):
