@@ -39,12 +39,16 @@ async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response<B
         req.method().clone(),
         req.uri().path().to_owned(),
     );
-    let (answer, eos_alert) =
-        match crate::service::end_of_service(&state.settings, &crate::service::today()) {
-            crate::service::EndOfService::Ended(e) => (Err(Answer::Error(e)), None),
-            crate::service::EndOfService::Soon(alert) => (serve(&state, req).await, Some(alert)),
-            crate::service::EndOfService::Running => (serve(&state, req).await, None),
-        };
+    // The date is only worth computing when an end of service is set.
+    let today = match state.settings.eos {
+        Some(_) => crate::service::today(),
+        None => String::new(),
+    };
+    let (answer, eos_alert) = match crate::service::end_of_service(&state.settings, &today) {
+        crate::service::EndOfService::Ended(e) => (Err(Answer::Error(e)), None),
+        crate::service::EndOfService::Soon(alert) => (serve(&state, req).await, Some(alert)),
+        crate::service::EndOfService::Running => (serve(&state, req).await, None),
+    };
     let mut resp = match answer {
         Ok(reply) => reply.into_response(is_head),
         Err(Answer::Error(e)) => {

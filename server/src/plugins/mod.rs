@@ -46,6 +46,8 @@ use crate::state::AppState;
 /// The plugins' in-memory state, one per server (in [`AppState`]).
 #[derive(Debug, Default)]
 pub struct Plugins {
+    /// Basic Auth user ids already derived (see [`BasicIds`]).
+    pub basic_ids: BasicIds,
     /// Successful account password checks.
     pub accounts: accounts::VerifiedCache,
     /// Request counts and latencies.
@@ -139,10 +141,10 @@ pub async fn authenticate(
     for policy in state.settings.policies() {
         let found = match policy {
             Policy::Accounts => accounts::authenticate(state, authorization).await?,
-            Policy::BasicAuth => crate::auth::basic_auth_userid(
-                authorization,
-                state.settings.userid_hmac_secret.expose(),
-            ),
+            Policy::BasicAuth => state
+                .plugins
+                .basic_ids
+                .user_id(authorization, state.settings.userid_hmac_secret.expose()),
             Policy::Unsupported(_) => None,
         };
         if found.is_some() {
@@ -150,6 +152,47 @@ pub async fn authenticate(
         }
     }
     Ok(None)
+}
+
+/// Basic Auth user ids already derived: the HMAC of every request's
+/// credentials costs more than the rest of a cached read. Keyed by a keyed
+/// blake3 hash of the `Authorization` header (the key is random per
+/// process), so no credential is kept in clear.
+#[derive(Debug)]
+pub struct BasicIds {
+    key: [u8; 32],
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], Option<String>>>,
+}
+
+impl Default for BasicIds {
+    fn default() -> Self {
+        BasicIds {
+            key: rand::random(),
+            map: Default::default(),
+        }
+    }
+}
+
+impl BasicIds {
+    /// Entries kept at most; emptied past it.
+    const MAX: usize = 10_000;
+
+    /// [`crate::auth::basic_auth_userid`], remembered.
+    pub fn user_id(&self, authorization: Option<&HeaderValue>, secret: &str) -> Option<String> {
+        let header = authorization?;
+        let k = *blake3::keyed_hash(&self.key, header.as_bytes()).as_bytes();
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return hit;
+        }
+        let id = crate::auth::basic_auth_userid(Some(header), secret);
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(k, id.clone());
+        }
+        id
+    }
 }
 
 /// Is `/buckets/default` the caller's personal bucket (the default_bucket
