@@ -354,7 +354,12 @@ fn main() -> ExitCode {
                 eprintln!("cairn: cannot prepare secrets: {e}");
                 return ExitCode::from(2);
             }
+            // One worker per core this process may run on (the affinity
+            // mask, not the machine's core count): extra workers on a
+            // pinned core only contend with each other.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
             let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
                 .enable_all()
                 .build()
             {
