@@ -5,16 +5,17 @@
 //! The default order (`-last_modified`) pages straight from the
 //! projections' ordered index in O(page size).
 
-use axum::http::Uri;
+use axum::http::{HeaderName, StatusCode, Uri};
 use base64::Engine;
 use projections::Resource;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::errors::{ApiError, Location};
 use crate::filters::{compare_objects, lookup, parse_filter, parse_sort, Filter, Op, SortKey};
 use crate::headers::parse_timestamp_param;
 use crate::request::Ctx;
+use crate::response::{Exposure, Reply};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -407,6 +408,42 @@ impl ListQuery {
         pairs.push(format!("_token={token}"));
         let uri: &Uri = &ctx.uri;
         format!("{}{}?{}", ctx.origin(), uri.path(), pairs.join("&"))
+    }
+}
+
+impl ListQuery {
+    /// A page as a plural answer: `{"data": [...]}` (empty with the counts
+    /// on HEAD), `Next-Page` when more remain (never on HEAD), and
+    /// `Cache-Control: no-cache, no-store` for authenticated callers.
+    pub fn reply(&self, ctx: &Ctx, page: Page, timestamp: Option<u64>, head: bool) -> Reply {
+        let mut reply = if head {
+            let total = page.total.to_string();
+            Reply::json(
+                StatusCode::OK,
+                json!({"data": []}),
+                timestamp,
+                Exposure::ListHead,
+            )
+            .with_header(HeaderName::from_static("total-objects"), total.clone())
+            .with_header(HeaderName::from_static("total-records"), total)
+        } else {
+            Reply::json(
+                StatusCode::OK,
+                json!({"data": page.items}),
+                timestamp,
+                Exposure::List,
+            )
+        };
+        if let Some(next) = page.next_token.filter(|_| !head) {
+            reply = reply.with_header(
+                HeaderName::from_static("next-page"),
+                self.next_page_url(ctx, &next),
+            );
+        }
+        if ctx.identity.user_id.is_some() {
+            reply = reply.with_header(axum::http::header::CACHE_CONTROL, "no-cache, no-store");
+        }
+        reply
     }
 }
 

@@ -19,7 +19,7 @@ use crate::listing::{ListQuery, Page};
 use crate::objects::{envelope, tombstone};
 use crate::personal_bucket::{ensure_in_txn, DefaultScope};
 use crate::request::{Conditions, Ctx, Identity};
-use crate::response::{Exposure, Reply};
+use crate::response::Reply;
 use crate::schema::validate_write;
 use crate::sequencer::{Outcome, Txn, TxnError, WriteFn};
 use crate::state::AppState;
@@ -148,39 +148,12 @@ pub async fn list(
             false,
         )?,
     };
-    let mut reply = if head {
-        let mut r = Reply::json(
-            StatusCode::OK,
-            json!({"data": []}),
-            Some(ts),
-            Exposure::ListHead,
-        );
-        let total = page.total.to_string();
-        r = r.with_header(HeaderName::from_static("total-objects"), total.clone());
-        r.with_header(HeaderName::from_static("total-records"), total)
-    } else {
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": page.items}),
-            Some(ts),
-            Exposure::List,
-        )
-    };
-    // Never on HEAD (spec section 11).
-    if let Some(next) = page.next_token.filter(|_| !head) {
-        reply = reply.with_header(
-            HeaderName::from_static("next-page"),
-            query.next_page_url(ctx, &next),
-        );
-    }
+    let mut reply = query.reply(ctx, page, Some(ts), head);
     if query.deprecated_to {
         reply = reply.with_header(
             HeaderName::from_static("alert"),
             json!({"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "https://kinto.readthedocs.io/en/stable/api/1.x/timestamps.html"}).to_string(),
         );
-    }
-    if ctx.identity.user_id.is_some() {
-        reply = reply.with_header(axum::http::header::CACHE_CONTROL, "no-cache, no-store");
     }
     Ok(reply)
 }

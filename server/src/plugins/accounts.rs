@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use projections::{ObjectKey, Permissions, Resource, StoredObject};
 use serde_json::{json, Map, Value};
 
@@ -783,31 +783,7 @@ async fn list(state: &AppState, ctx: &Ctx, head: bool) -> Result<Reply, ApiError
             false,
         )?,
     };
-    let mut reply = if head {
-        let total = page.total.to_string();
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": []}),
-            Some(ts),
-            Exposure::ListHead,
-        )
-        .with_header(HeaderName::from_static("total-objects"), total.clone())
-        .with_header(HeaderName::from_static("total-records"), total)
-    } else {
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": page.items}),
-            Some(ts),
-            Exposure::List,
-        )
-    };
-    if let Some(next) = page.next_token {
-        reply = reply.with_header(
-            HeaderName::from_static("next-page"),
-            query.next_page_url(ctx, &next),
-        );
-    }
-    Ok(reply.with_header(axum::http::header::CACHE_CONTROL, "no-cache, no-store"))
+    Ok(query.reply(ctx, page, Some(ts), head))
 }
 
 /// `POST /accounts`: like PUT of `data.id`, but an existing account the

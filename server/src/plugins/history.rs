@@ -28,7 +28,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::Method;
 use projections::{Change, Commit, Event, ObjectKey, Permissions, Resource, EVENT_SCHEMA};
 use serde_json::{json, Map, Value};
 
@@ -37,7 +37,7 @@ use crate::filters::Op;
 use crate::listing::ListQuery;
 use crate::permissions::{is_allowed, AclChain, Need};
 use crate::request::Ctx;
-use crate::response::{Exposure, Reply};
+use crate::response::Reply;
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -410,34 +410,7 @@ pub async fn handle(state: &AppState, ctx: &Ctx, bid: &str) -> Result<Reply, Api
         .max()
         .unwrap_or(bucket.last_modified);
     let page = query.run_on(items);
-    let mut reply = if head {
-        let total = page.total.to_string();
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": []}),
-            Some(ts),
-            Exposure::ListHead,
-        )
-        .with_header(HeaderName::from_static("total-objects"), total.clone())
-        .with_header(HeaderName::from_static("total-records"), total)
-    } else {
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": page.items}),
-            Some(ts),
-            Exposure::List,
-        )
-    };
-    if let Some(next) = page.next_token {
-        reply = reply.with_header(
-            HeaderName::from_static("next-page"),
-            query.next_page_url(ctx, &next),
-        );
-    }
-    if ctx.identity.user_id.is_some() {
-        reply = reply.with_header(axum::http::header::CACHE_CONTROL, "no-cache, no-store");
-    }
-    Ok(reply)
+    Ok(query.reply(ctx, page, Some(ts), head))
 }
 
 /// Numbers in a filter on an id field compared as their text.

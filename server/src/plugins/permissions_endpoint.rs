@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::Method;
 use projections::{ObjectKey, Resource};
 use serde_json::{json, Map, Value};
 
@@ -21,7 +21,7 @@ use crate::errors::ApiError;
 use crate::filters::SortKey;
 use crate::listing::ListQuery;
 use crate::request::Ctx;
-use crate::response::{Exposure, Reply};
+use crate::response::Reply;
 use crate::settings::plugin;
 use crate::state::AppState;
 
@@ -140,31 +140,7 @@ pub async fn handle(state: &AppState, ctx: &Ctx) -> Result<Reply, ApiError> {
         items.push(m);
     }
     let page = query.run_on(items);
-    let mut reply = if head {
-        let total = page.total.to_string();
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": []}),
-            None,
-            Exposure::ListHead,
-        )
-        .with_header(HeaderName::from_static("total-objects"), total.clone())
-        .with_header(HeaderName::from_static("total-records"), total)
-    } else {
-        Reply::json(
-            StatusCode::OK,
-            json!({"data": page.items}),
-            None,
-            Exposure::List,
-        )
-    };
-    if let Some(next) = page.next_token {
-        reply = reply.with_header(
-            HeaderName::from_static("next-page"),
-            query.next_page_url(ctx, &next),
-        );
-    }
-    Ok(reply)
+    Ok(query.reply(ctx, page, None, head))
 }
 
 #[cfg(test)]
