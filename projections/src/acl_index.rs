@@ -17,17 +17,24 @@ use crate::keys;
 use crate::store::{Overlay, Store};
 use crate::values::{decode_perms, encode_perms};
 
-/// Inverts an ACL: principal → permission names it is given (sorted, unique).
-fn by_principal(perms: &Permissions) -> BTreeMap<&str, Vec<String>> {
-    let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (perm, principals) in perms {
-        for p in principals {
-            out.entry(p.as_str()).or_default().insert(perm.as_str());
+/// Inverts an ACL: `(principal, permission names it is given)`, both
+/// sorted and unique. One small vector: a record's ACL is usually one
+/// principal with one permission, and this runs for every event applied.
+fn by_principal(perms: &Permissions) -> Vec<(&str, Vec<&str>)> {
+    let mut pairs: Vec<(&str, &str)> = perms
+        .iter()
+        .flat_map(|(perm, principals)| principals.iter().map(|p| (p.as_str(), perm.as_str())))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (principal, perm) in pairs {
+        match out.last_mut() {
+            Some((p, names)) if *p == principal => names.push(perm),
+            _ => out.push((principal, vec![perm])),
         }
     }
-    out.into_iter()
-        .map(|(p, set)| (p, set.into_iter().map(str::to_owned).collect()))
-        .collect()
+    out
 }
 
 /// The string members of a group's data, deduplicated. Lenient on purpose:
@@ -71,7 +78,7 @@ pub(crate) fn link(ov: &mut Overlay<'_>, key: &ObjectKey, perms: &Permissions, d
 
 /// Removes the index entries `link` added for this state of the object.
 pub(crate) fn unlink(ov: &mut Overlay<'_>, key: &ObjectKey, perms: &Permissions, data: &[u8]) {
-    for principal in by_principal(perms).into_keys() {
+    for (principal, _) in by_principal(perms) {
         ov.del(keys::acl(principal, key));
     }
     if key.resource == Resource::Group {
@@ -94,7 +101,7 @@ impl Store {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for principal in principals {
             for item in self
-                .tree()
+                .views()
                 .scan_prefix(keys::acl_list_prefix(principal, parent, resource))
             {
                 let (k, v) = item?;
@@ -116,7 +123,7 @@ impl Store {
     ) -> Result<Vec<(ObjectKey, Vec<String>)>, ProjectionError> {
         let mut out = Vec::new();
         for item in self
-            .tree()
+            .views()
             .scan_prefix(keys::acl_principal_prefix(principal))
         {
             let (k, v) = item?;
@@ -129,7 +136,7 @@ impl Store {
     /// URIs of the groups whose `members` contain `member`, sorted.
     pub(crate) fn groups_of(&self, member: &str) -> Result<Vec<String>, ProjectionError> {
         let mut out = Vec::new();
-        for item in self.tree().scan_prefix(keys::mem_prefix(member)) {
+        for item in self.views().scan_prefix(keys::mem_prefix(member)) {
             let (k, _) = item?;
             out.push(keys::decode_mem(&k)?.1);
         }
@@ -158,7 +165,9 @@ mod tests {
         ]
         .into();
         let inv = by_principal(&perms);
-        assert_eq!(inv["u"], vec!["read", "write"]);
-        assert_eq!(inv["v"], vec!["write"]);
+        assert_eq!(
+            inv,
+            vec![("u", vec!["read", "write"]), ("v", vec!["write"])]
+        );
     }
 }

@@ -1,11 +1,11 @@
-//! A small read cache of single objects in front of sled: every request
+//! A small read cache of single objects in front of the store: every request
 //! loads the addressed object and its ancestors, and most of them are the
 //! same few hot buckets and collections.
 //!
 //! Correctness rests on two rules: an entry is inserted only by a read that
 //! no batch overlapped (the store's generation was even and unchanged around
 //! the read), and `apply` removes the entries of every object it changed
-//! once its batch is in sled (a cascade empties the cache). So an entry is
+//! once its batch is in the store (a cascade empties the cache). So an entry is
 //! never older than the last acknowledged write of its object.
 
 use std::collections::HashMap;

@@ -15,13 +15,12 @@ use std::iter::Peekable;
 use eventlog::{LogReader, Record};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
-use sled::IVec;
 
 use crate::error::ProjectionError;
 use crate::event::{Change, Commit, Event, Resource, EVENT_SCHEMA};
 use crate::keys;
 use crate::listing::to_stored;
-use crate::store::Store;
+use crate::store::{Bytes, KvIter, Store};
 use crate::values::{LiveVal, LogPos};
 use crate::ChangedObject;
 
@@ -165,8 +164,8 @@ impl Store {
                 None => keys::prefix_end(&prefix),
             };
             match (start, end) {
-                (Some(s), Some(e)) if s < e => Some(self.tree().range(s..e).peekable()),
-                (Some(s), None) => Some(self.tree().range(s..).peekable()),
+                (Some(s), Some(e)) if s < e => Some(self.views().range(s..e).peekable()),
+                (Some(s), None) => Some(self.views().range(s..).peekable()),
                 _ => None,
             }
         };
@@ -181,8 +180,8 @@ impl Store {
 
 /// A `_since`/`_before` scan in progress, newest first; owns what it needs.
 pub struct ChangesIter {
-    live: Option<Peekable<sled::Iter>>,
-    tombs: Option<Peekable<sled::Iter>>,
+    live: Option<Peekable<KvIter>>,
+    tombs: Option<Peekable<KvIter>>,
     log: LogReader,
     /// The last record read: consecutive changes often come from one
     /// commit (a batch), which is then read once.
@@ -201,18 +200,17 @@ fn suffix(k: &[u8]) -> &[u8] {
 }
 
 impl ChangesIter {
-    fn next_entry(&mut self) -> Option<Result<(IVec, IVec, bool), ProjectionError>> {
-        let peek_key = |it: &mut Option<Peekable<sled::Iter>>| -> Option<Result<IVec, ()>> {
+    fn next_entry(&mut self) -> Option<Result<(Bytes, Bytes, bool), ProjectionError>> {
+        let peek_key = |it: &mut Option<Peekable<KvIter>>| -> Option<Result<Bytes, ()>> {
             match it.as_mut()?.peek()? {
                 Ok((k, _)) => Some(Ok(k.clone())),
                 Err(_) => Some(Err(())),
             }
         };
-        let take = |it: &mut Option<Peekable<sled::Iter>>, deleted: bool| {
-            it.as_mut().and_then(Iterator::next).map(|r| {
-                r.map(|(k, v)| (k, v, deleted))
-                    .map_err(ProjectionError::from)
-            })
+        let take = |it: &mut Option<Peekable<KvIter>>, deleted: bool| {
+            it.as_mut()
+                .and_then(Iterator::next)
+                .map(|r| r.map(|(k, v)| (k, v, deleted)))
         };
         let live = peek_key(&mut self.live);
         let tomb = peek_key(&mut self.tombs);

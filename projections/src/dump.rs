@@ -13,7 +13,7 @@ use crate::values::{decode_perms, decode_u64, AppliedMeta, LiveVal, LogPos, ObjH
 impl Store {
     pub(crate) fn dump(&self) -> Result<String, ProjectionError> {
         let mut out = String::new();
-        for item in self.tree().iter() {
+        for item in self.views().iter() {
             let (k, v) = item?;
             let line = render_entry(&k, &v)?;
             out.push_str(&line);

@@ -9,9 +9,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProjectionError {
-    /// sled failed (I/O, or its own corruption report).
+    /// The projection store (fjall) failed: I/O, or its own corruption report.
     #[error("projection store: {0}")]
-    Store(#[from] sled::Error),
+    Store(#[from] fjall::Error),
     /// The log failed while the projections read it.
     #[error("log: {0}")]
     Log(#[from] eventlog::LogError),

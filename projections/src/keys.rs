@@ -1,4 +1,4 @@
-//! Key layout of the projection store: one sled tree, one short textual
+//! Key layout of the projection store: one keyspace, one short textual
 //! prefix per view, then order-preserving binary components.
 //!
 //! ```text
@@ -15,8 +15,8 @@
 //! `P` is the parent (`""`, `/buckets/b`, `/buckets/b/collections/c`), `R`
 //! one resource byte, `I` the object id, `~ts` the bitwise NOT of
 //! `last_modified` as 8 big-endian bytes, so that the default order
-//! (`-last_modified`) is a *forward* scan (sled's reverse iteration costs
-//! about four times more). Ties on a timestamp go by ascending id.
+//! (`-last_modified`) is a *forward* scan, the cheap direction of an
+//! ordered store. Ties on a timestamp go by ascending id.
 //!
 //! Strings are written with `0x00` escaped as `00 FF` and terminated by
 //! `00 01` (the FoundationDB tuple trick): byte order equals string order,

@@ -1,7 +1,7 @@
 //! `projections`: how Kinto events become materialized views and indexes.
 //!
 //! The log is the source of truth; everything here is disposable and can be
-//! rebuilt from it. One sled tree holds every view, so applying a group of
+//! rebuilt from it. One fjall keyspace holds every view, so applying a group of
 //! commits is one atomic batch that also records the log position applied.
 //!
 //! Module map:
@@ -9,9 +9,9 @@
 //! * [`event`]: the events written to the log (`Commit`, `Event`, `Change`,
 //!   `ObjectKey`) and their encoding: the wire contract with the server.
 //! * `error`: [`ProjectionError`], the crate's one error type.
-//! * `keys`: the key layout of the one tree (read its header first).
+//! * `keys`: the key layout of the one keyspace (read its header first).
 //! * `values`: how view entries are encoded.
-//! * `store`: sled configuration, the per-batch write set with
+//! * `store`: the storage engine (fjall) behind [`store::Views`], the per-batch write set with
 //!   read-your-writes, and the generation counter behind [`Projections::consistent`].
 //! * `apply`: how an event changes the views (including cascades).
 //! * `listing`: single objects, list timestamps, counts, default-order listings.
@@ -117,7 +117,7 @@ impl Projections {
         })
     }
 
-    /// Applies durable commits (in log order) in one atomic sled batch that
+    /// Applies durable commits (in log order) in one atomic batch that
     /// also records the last head. Commits at or below [`Self::applied`]
     /// are skipped, so applying twice is harmless. Apply only what the log
     /// has made durable: the projections must never be ahead of the log.
@@ -278,7 +278,8 @@ impl Projections {
     }
 
     /// Runs `f` so that it sees the views between two batches, never in the
-    /// middle of one (sled scans are not snapshots). Use it for reads that
+    /// middle of one (each scan is a snapshot, but two reads are two
+    /// snapshots). Use it for reads that
     /// combine several keys: a list timestamp with a page, a count with a
     /// listing. `f` may run more than once; after a few retries it runs
     /// while holding off writers, so it always finishes.
@@ -289,14 +290,13 @@ impl Projections {
         self.store.consistent(|| f(self))
     }
 
-    /// Flushes sled to disk: at clean shutdown and before a snapshot, so
+    /// Writes the store out to disk: at clean shutdown and before a snapshot, so
     /// the next start has little to replay. Never needed for durability.
     pub fn flush(&self) -> Result<(), ProjectionError> {
         self.store.flush()
     }
 
-    /// Bytes sled uses on disk (compare with the logical size: sled can
-    /// amplify a lot, and a rebuild compacts it).
+    /// Bytes the store uses on disk (tables and journal).
     pub fn size_on_disk(&self) -> Result<u64, ProjectionError> {
         self.store.size_on_disk()
     }

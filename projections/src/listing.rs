@@ -4,14 +4,14 @@
 //! A live object's data lives in its `lst/` entry, keyed newest first, so a
 //! page of the default `-last_modified` order is one forward range scan
 //! from the start of the list, or from the `(ts, id)` the previous page
-//! ended at: O(page size), one sled read per object, nothing else.
+//! ended at: O(page size), one entry read per object, nothing else.
 
 use std::ops::Bound;
 
 use crate::error::ProjectionError;
 use crate::event::{ObjectKey, Resource};
 use crate::keys;
-use crate::store::Store;
+use crate::store::{KvIter, Store};
 use crate::values::{decode_u64, LiveVal, ObjHead};
 use crate::{Permissions, RawObject, StoredObject};
 
@@ -21,7 +21,7 @@ impl Store {
     pub(crate) fn get_raw(&self, key: &ObjectKey) -> Result<Option<RawObject>, ProjectionError> {
         self.consistent(|| {
             let k = keys::obj(key);
-            let Some(head) = self.tree().get(&k)? else {
+            let Some(head) = self.views().get(&k)? else {
                 return Ok(None);
             };
             let head = ObjHead::decode(&k, &head)?;
@@ -29,7 +29,7 @@ impl Store {
                 return Ok(None);
             }
             let lk = keys::ordered(keys::LST, key, head.last_modified);
-            let v = self.tree().get(&lk)?.ok_or_else(|| {
+            let v = self.views().get(&lk)?.ok_or_else(|| {
                 ProjectionError::corrupt(&lk, "live object without its list entry")
             })?;
             let live = LiveVal::decode(&lk, &v)?;
@@ -47,13 +47,16 @@ impl Store {
         resource: Resource,
     ) -> Result<Option<u64>, ProjectionError> {
         let k = keys::list_prefix(keys::LTS, parent, resource);
-        self.tree().get(&k)?.map(|b| decode_u64(&k, &b)).transpose()
+        self.views()
+            .get(&k)?
+            .map(|b| decode_u64(&k, &b))
+            .transpose()
     }
 
     pub(crate) fn count(&self, parent: &str, resource: Resource) -> Result<u64, ProjectionError> {
         let k = keys::list_prefix(keys::CNT, parent, resource);
         Ok(self
-            .tree()
+            .views()
             .get(&k)?
             .map(|b| decode_u64(&k, &b))
             .transpose()?
@@ -83,7 +86,7 @@ impl Store {
             (Some(at), false) => (start, Bound::Excluded(at)),
         };
         RawListIter {
-            inner: self.tree().range::<Vec<u8>, _>(range),
+            inner: self.views().range::<Vec<u8>, _>(range),
             newest_first,
         }
     }
@@ -109,7 +112,7 @@ pub(crate) fn to_stored(
 /// moved to another thread. Not a snapshot: wrap reads that must agree
 /// with a list timestamp in [`crate::Projections::consistent`].
 pub struct RawListIter {
-    inner: sled::Iter,
+    inner: KvIter,
     newest_first: bool,
 }
 
@@ -132,7 +135,7 @@ impl Iterator for RawListIter {
         };
         let (k, v) = match entry? {
             Ok(kv) => kv,
-            Err(e) => return Some(Err(e.into())),
+            Err(e) => return Some(Err(e)),
         };
         let decoded = keys::decode_ordered(keys::LST, &k).and_then(|(_, ts)| {
             let live = LiveVal::decode(&k, &v)?;

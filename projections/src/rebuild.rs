@@ -1,15 +1,15 @@
 //! Startup: open the store, decide whether it can be trusted, then replay
 //! the log after what it has applied, or rebuild it from the whole log.
 //!
-//! The rules (eventlog-notes R6): any sled open error moves the directory
-//! aside (`<dir>.corrupt-<ms>`) and rebuilds; a store from another
-//! projection version, ahead of the log, or whose applied hash is not the
-//! log's hash at that offset (the log was replaced) is rebuilt. A rebuild
-//! is built in `<dir>.rebuild-<ms>` and switched in by renames, so a
-//! half-built store is never opened as the live one: a crash mid-rebuild
-//! leaves the old store in place (or none), and the next start rebuilds.
-//! A missing or empty directory is simply replayed in place: every replay
-//! batch moves `meta/applied` atomically, so any prefix is a valid state.
+//! The rules (eventlog-notes R6): a store that does not open is moved aside
+//! (`<dir>.corrupt-<ms>`, kept for the operator) and rebuilt; a store from
+//! another projection version, ahead of the log, or whose applied hash is
+//! not the log's hash at that offset (the log was replaced) is moved to
+//! `<dir>.old-<ms>` and rebuilt, and the old copy removed once the new one
+//! is complete. Every store, new or rebuilt, is filled in place: each
+//! replay batch moves `meta/applied` atomically with its changes, so a
+//! store cut anywhere (a crash mid-rebuild) is a valid prefix of the log,
+//! and the next start just carries on from it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,9 +20,9 @@ use crate::apply::apply_commits;
 use crate::changes::decode_record;
 use crate::error::ProjectionError;
 use crate::event::Commit;
-use crate::store::{nothing_applied, Mode, Store};
+use crate::store::{nothing_applied, Store};
 
-/// Events per sled batch during replay: large enough to amortize a batch,
+/// Events per store batch during replay: large enough to amortize a batch,
 /// small enough to show progress and bound the overlay's memory.
 pub(crate) const REPLAY_BATCH_EVENTS: usize = 10_000;
 
@@ -35,54 +35,61 @@ enum Verdict {
 }
 
 pub(crate) fn open(dir: &Path, log: &LogReader) -> Result<Store, ProjectionError> {
-    match open_store(dir, Mode::Live) {
-        Ok(store) => {
+    let reason = match open_store(dir) {
+        Ok(mut store) => {
+            // We hold the store's lock: no other process is building.
             remove_leftovers(dir);
-            let reason = match verdict(&store, log)? {
+            match verdict(&store, log)? {
                 Verdict::Replay(head) => {
                     store.set_applied(head);
+                    // A new store (a missing or empty directory) is built
+                    // the fast way.
+                    store.track_new_objects()?;
                     match replay(&store, log) {
-                        Ok(_) => return Ok(store),
+                        Ok(_) => {
+                            store.forget_new_objects();
+                            return Ok(store);
+                        }
                         // The store, not the log, is at fault: rebuild.
                         Err(e @ (ProjectionError::Corrupt { .. } | ProjectionError::Store(_))) => {
+                            drop(store);
+                            move_aside(dir, "old")?;
                             format!("replay failed: {e}")
                         }
                         Err(e) => return Err(e),
                     }
                 }
-                Verdict::Rebuild(reason) => reason,
-            };
-            tracing::warn!(dir = %dir.display(), %reason, "rebuilding projections from the log");
-            // The old store stays open (and locked) while the new one builds.
-            let fresh = build(dir, log)?;
-            drop(store);
-            swap_in(dir, &fresh)?;
+                Verdict::Rebuild(reason) => {
+                    drop(store);
+                    move_aside(dir, "old")?;
+                    reason
+                }
+            }
         }
         Err(OpenError::Locked(e)) => return Err(e.into()),
         Err(OpenError::Damaged(reason)) => {
-            let aside = sibling(dir, "corrupt")?;
+            let aside = move_aside(dir, "corrupt")?;
             tracing::error!(dir = %dir.display(), aside = %aside.display(), %reason,
-                "projection store does not open; moving it aside and rebuilding from the log");
-            if dir.exists() {
-                std::fs::rename(dir, &aside)?;
-            }
+                "projection store does not open; moved it aside");
             remove_leftovers(dir);
-            let fresh = build(dir, log)?;
-            swap_in(dir, &fresh)?;
+            reason
         }
-    }
-    let store = reopen(dir)?;
-    match store.read_meta()? {
-        Some(meta) => store.set_applied(meta.head()),
-        None => {
-            return Err(ProjectionError::corrupt(
-                crate::keys::META_APPLIED,
-                "missing after rebuild",
-            ))
+    };
+    tracing::warn!(dir = %dir.display(), %reason, "rebuilding projections from the log");
+    let mut store = match open_store(dir) {
+        Ok(store) => store,
+        Err(OpenError::Locked(e)) => return Err(e.into()),
+        Err(OpenError::Damaged(reason)) => {
+            return Err(ProjectionError::Io(std::io::Error::other(format!(
+                "a new projection store does not open: {reason}"
+            ))))
         }
-    }
-    // Nothing to do unless the log moved during the rebuild; harmless if so.
+    };
+    store.track_new_objects()?;
     replay(&store, log)?;
+    store.forget_new_objects();
+    // The old store, moved aside above.
+    remove_leftovers(dir);
     Ok(store)
 }
 
@@ -90,7 +97,7 @@ pub(crate) fn open(dir: &Path, log: &LogReader) -> Result<Store, ProjectionError
 fn verdict(store: &Store, log: &LogReader) -> Result<Verdict, ProjectionError> {
     let meta = match store.read_meta() {
         Ok(Some(meta)) => meta,
-        Ok(None) if store.tree().is_empty() => return Ok(Verdict::Replay(nothing_applied())),
+        Ok(None) if store.views().is_empty()? => return Ok(Verdict::Replay(nothing_applied())),
         Ok(None) => return Ok(Verdict::Rebuild("entries but no meta/applied".into())),
         Err(e) => return Ok(Verdict::Rebuild(format!("meta/applied unreadable: {e}"))),
     };
@@ -130,6 +137,10 @@ fn verdict(store: &Store, log: &LogReader) -> Result<Verdict, ProjectionError> {
 /// Applies the log after the store's applied offset, up to the head the
 /// log had when replay started, in batches of about
 /// [`REPLAY_BATCH_EVENTS`] events. Returns the number of events applied.
+///
+/// Reading (checksums, chain, decoding) runs on its own thread, a couple
+/// of batches ahead of the applying one: on a rebuild the two take about
+/// one and four seconds per million events, and they overlap.
 pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionError> {
     let target = log.head().offset;
     let from = store.applied().offset + 1;
@@ -139,27 +150,31 @@ pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionEr
     let started = Instant::now();
     let mut last_report = started;
     let mut total: u64 = 0;
-    let mut pending: Vec<(Head, Commit)> = Vec::new();
-    let mut pending_events = 0usize;
     tracing::info!(from, to = target, "replaying the log into the projections");
-    for record in log.iter_from(from) {
-        let record = record?;
-        if record.offset > target {
-            break;
-        }
-        let commit = decode_record(&record)?;
-        // Empty commits still count, so a long run of them is batched too.
-        pending_events += commit.events.len().max(1);
-        pending.push((
-            Head {
-                offset: record.offset,
-                hash: record.hash,
-                ts_ms: record.ts_ms,
-            },
-            commit,
-        ));
-        if pending_events >= REPLAY_BATCH_EVENTS {
-            total += flush_pending(store, &mut pending, &mut pending_events)?;
+    std::thread::scope(|scope| -> Result<(), ProjectionError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
+        // Applied batches go back to the reader to be freed there: freeing
+        // a million decoded events is not free, and the applier is the
+        // bottleneck.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("replay-reader".into())
+            .spawn_scoped(scope, move || {
+                read_batches(log, from, target, &tx, &done_rx)
+            })?;
+        // Ends when the reader is done; an error here drops `rx`, which
+        // stops the reader at its next send.
+        for batch in rx {
+            let batch: Vec<(Head, Commit)> = batch?;
+            let refs: Vec<(Head, &Commit)> = batch.iter().map(|(h, c)| (*h, c)).collect();
+            apply_commits(store, &refs)?;
+            total += batch
+                .iter()
+                .map(|(_, c)| c.events.len() as u64)
+                .sum::<u64>();
+            drop(refs);
+            // The reader may have finished already: then free it here.
+            let _ = done_tx.send(batch);
             if last_report.elapsed() >= Duration::from_secs(2) {
                 last_report = Instant::now();
                 tracing::info!(
@@ -171,8 +186,8 @@ pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionEr
                 );
             }
         }
-    }
-    total += flush_pending(store, &mut pending, &mut pending_events)?;
+        Ok(())
+    })?;
     let elapsed = started.elapsed();
     tracing::info!(
         applied = store.applied().offset,
@@ -184,20 +199,62 @@ pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionEr
     Ok(total)
 }
 
-fn flush_pending(
-    store: &Store,
-    pending: &mut Vec<(Head, Commit)>,
-    events: &mut usize,
-) -> Result<u64, ProjectionError> {
-    if pending.is_empty() {
-        return Ok(0);
+/// Batches the reader may have ready before the applier takes them.
+const READ_AHEAD_BATCHES: usize = 2;
+
+type Batch = Result<Vec<(Head, Commit)>, ProjectionError>;
+
+/// Reads and decodes `[from, target]` into batches of about
+/// [`REPLAY_BATCH_EVENTS`] events; stops at the first error (sent on) or
+/// when the applier has gone. Frees the batches the applier sends back.
+fn read_batches(
+    log: &LogReader,
+    from: u64,
+    target: u64,
+    tx: &std::sync::mpsc::SyncSender<Batch>,
+    done: &std::sync::mpsc::Receiver<Vec<(Head, Commit)>>,
+) {
+    let mut pending: Vec<(Head, Commit)> = Vec::new();
+    let mut pending_events = 0usize;
+    for record in log.iter_from(from) {
+        let record = match record {
+            Ok(record) if record.offset > target => break,
+            Ok(record) => record,
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
+                return;
+            }
+        };
+        let commit = match decode_record(&record) {
+            Ok(commit) => commit,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        // Empty commits still count, so a long run of them is batched too.
+        pending_events += commit.events.len().max(1);
+        pending.push((
+            Head {
+                offset: record.offset,
+                hash: record.hash,
+                ts_ms: record.ts_ms,
+            },
+            commit,
+        ));
+        if pending_events >= REPLAY_BATCH_EVENTS {
+            pending_events = 0;
+            while let Ok(applied) = done.try_recv() {
+                drop(applied);
+            }
+            if tx.send(Ok(std::mem::take(&mut pending))).is_err() {
+                return;
+            }
+        }
     }
-    let refs: Vec<(Head, &Commit)> = pending.iter().map(|(h, c)| (*h, c)).collect();
-    apply_commits(store, &refs)?;
-    let n = pending.iter().map(|(_, c)| c.events.len() as u64).sum();
-    pending.clear();
-    *events = 0;
-    Ok(n)
+    if !pending.is_empty() {
+        let _ = tx.send(Ok(pending));
+    }
 }
 
 fn rate(events: u64, elapsed: Duration) -> u64 {
@@ -209,60 +266,34 @@ fn rate(events: u64, elapsed: Duration) -> u64 {
     }
 }
 
-/// Builds a store from the whole log in a fresh sibling directory, flushed
-/// and closed; returns its path.
-fn build(dir: &Path, log: &LogReader) -> Result<PathBuf, ProjectionError> {
-    let tmp = sibling(dir, "rebuild")?;
-    let store = Store::open(&tmp, Mode::Rebuild)?;
-    replay(&store, log)?;
-    if store.applied().offset == 0 {
-        // An empty log: still write meta/applied, so the result is a
-        // complete store and not "entries but no meta".
-        store.commit(store.overlay(), nothing_applied())?;
-    }
-    store.flush()?;
-    drop(store);
-    Ok(tmp)
-}
-
-/// Replaces `dir` by `fresh`: the old directory is renamed away first, so
-/// at every instant `dir` is either the old store, nothing, or the new one.
-fn swap_in(dir: &Path, fresh: &Path) -> Result<(), ProjectionError> {
-    if dir.exists() {
-        let old = sibling(dir, "old")?;
-        std::fs::rename(dir, &old)?;
-        std::fs::rename(fresh, dir)?;
-        if let Err(e) = std::fs::remove_dir_all(&old) {
-            tracing::warn!(dir = %old.display(), error = %e, "could not remove the replaced projection store");
-        }
-    } else {
-        std::fs::rename(fresh, dir)?;
-    }
-    Ok(())
-}
-
 enum OpenError {
     /// Another process holds the store: never move it aside.
-    Locked(sled::Error),
+    Locked(fjall::Error),
     Damaged(String),
 }
 
-fn is_lock_error(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+fn is_lock_error(e: &fjall::Error) -> bool {
+    matches!(e, fjall::Error::Locked)
 }
 
-/// How long an open waits for sled's lock file. sled releases it when the
-/// last background reference of a dropped `Db` goes, which can trail the
-/// `drop` by a moment (seen in tests that close and reopen at once); a
-/// store really held by another process still fails, after this delay.
+/// How long an open waits for the store's lock file. The engine releases
+/// it when the last background reference of a dropped database goes, which
+/// can trail the `drop` by a moment (seen in tests that close and reopen at
+/// once); a store really held by another process still fails, after this
+/// delay.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
-/// Opens sled, turning both its errors and its panics (spacejam/sled#1533
-/// panics on some corrupt stores) into "damaged", except a held lock.
-fn open_store(dir: &Path, mode: Mode) -> Result<Store, OpenError> {
+/// Opens the store, turning both its errors and its panics into "damaged",
+/// except a held lock. A non-empty directory that is not a fjall database
+/// (a sled store from before the move to fjall, or anything else) is
+/// damaged too: opening it would write a new database among foreign files.
+fn open_store(dir: &Path) -> Result<Store, OpenError> {
+    if let Some(reason) = foreign_files(dir) {
+        return Err(OpenError::Damaged(reason));
+    }
     let started = Instant::now();
     loop {
-        match std::panic::catch_unwind(|| Store::open(dir, mode)) {
+        match std::panic::catch_unwind(|| Store::open(dir)) {
             Ok(Ok(store)) => return Ok(store),
             Ok(Err(e)) if is_lock_error(&e) => {
                 if started.elapsed() >= LOCK_WAIT {
@@ -271,20 +302,37 @@ fn open_store(dir: &Path, mode: Mode) -> Result<Store, OpenError> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Ok(Err(e)) => return Err(OpenError::Damaged(e.to_string())),
-            Err(_) => return Err(OpenError::Damaged("sled panicked while opening".into())),
+            Err(_) => {
+                return Err(OpenError::Damaged(
+                    "the store panicked while opening".into(),
+                ))
+            }
         }
     }
 }
 
-/// Opens a store just swapped in.
-fn reopen(dir: &Path) -> Result<Store, ProjectionError> {
-    match open_store(dir, Mode::Live) {
-        Ok(store) => Ok(store),
-        Err(OpenError::Locked(e)) => Err(e.into()),
-        Err(OpenError::Damaged(reason)) => Err(ProjectionError::Io(std::io::Error::other(
-            format!("rebuilt projection store does not open: {reason}"),
-        ))),
+/// Why `dir` holds something other than a projection store, if it does:
+/// entries but no `version` file (every fjall database has one).
+fn foreign_files(dir: &Path) -> Option<String> {
+    let mut entries = std::fs::read_dir(dir).ok()?;
+    if entries.next().is_none() || dir.join("version").exists() {
+        return None;
     }
+    let sled = dir.join("conf").exists() && dir.join("db").exists();
+    Some(if sled {
+        "a sled store (the projections moved to fjall)".into()
+    } else {
+        "files but no fjall version file".into()
+    })
+}
+
+/// Renames `dir` (if it exists) to a new `<dir>.<kind>-<ms>`; returns that.
+fn move_aside(dir: &Path, kind: &str) -> Result<PathBuf, ProjectionError> {
+    let aside = sibling(dir, kind)?;
+    if dir.exists() {
+        std::fs::rename(dir, &aside)?;
+    }
+    Ok(aside)
 }
 
 /// `<dir>.<kind>-<ms>`, next to `dir`, not yet existing.
@@ -314,7 +362,8 @@ fn sibling(dir: &Path, kind: &str) -> Result<PathBuf, ProjectionError> {
     }
 }
 
-/// Removes `<dir>.rebuild-*` and `<dir>.old-*` left by a crash mid-rebuild
+/// Removes `<dir>.old-*` (a store being replaced) and `<dir>.rebuild-*`
+/// (from versions that built beside the store), left by a crash mid-rebuild
 /// (never `.corrupt-*`: those are kept for the operator).
 fn remove_leftovers(dir: &Path) {
     let (Some(name), Some(parent)) = (dir.file_name(), dir.parent()) else {
@@ -393,7 +442,7 @@ mod tests {
     }
 
     fn open_live(dir: &Path) -> Store {
-        match open_store(dir, Mode::Live) {
+        match open_store(dir) {
             Ok(store) => store,
             Err(_) => panic!("store does not open"),
         }
@@ -406,14 +455,14 @@ mod tests {
         let mut meta = store.read_meta().unwrap().unwrap();
         change(&mut meta);
         store
-            .tree()
+            .views()
             .insert(keys::META_APPLIED, meta.encode())
             .unwrap();
         store
-            .tree()
+            .views()
             .insert(
                 keys::list_prefix(keys::LTS, "/planted", crate::Resource::Record),
-                &encode_u64(7),
+                encode_u64(7),
             )
             .unwrap();
         store.flush().unwrap();
@@ -460,10 +509,38 @@ mod tests {
         let (_tmp, log, dir) = setup();
         tamper(&dir, |_| {});
         let store = open_live(&dir);
-        store.tree().remove(keys::META_APPLIED).unwrap();
+        store.views().remove(keys::META_APPLIED).unwrap();
         store.flush().unwrap();
         drop(store);
         assert!(!planted_survives(&dir, &log));
+    }
+
+    #[test]
+    fn a_sled_store_from_before_fjall_is_moved_aside_and_rebuilt() {
+        let (tmp, log, dir) = setup();
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["conf", "db", "blobs"] {
+            std::fs::write(dir.join(name), b"sled bytes").unwrap();
+        }
+        let p = Projections::open(&dir, &log.reader()).unwrap();
+        assert_eq!(p.applied(), log.head());
+        assert_eq!(
+            p.count("/buckets/b/collections/c", crate::Resource::Record)
+                .unwrap(),
+            3
+        );
+        assert!(!dir.join("conf").exists(), "no sled file is left inside");
+        let aside: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("projections.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert!(
+            aside[0].join("conf").exists(),
+            "the old store is kept aside"
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub(crate) fn decode_u64(key: &[u8], b: &[u8]) -> Result<u64, ProjectionError> {
 }
 
 /// Permission names held through one ACL entry, sorted and unique.
-pub(crate) fn encode_perms(perms: &[String]) -> Vec<u8> {
+pub(crate) fn encode_perms(perms: &[&str]) -> Vec<u8> {
     rmp_serde::to_vec(perms).expect("a list of strings always serializes")
 }
 

@@ -199,8 +199,8 @@ fn a_corrupt_projection_directory_is_moved_aside_and_rebuilt_identically() {
     h.write(&p, &gen::commits(&gen::ops_fixed(), 100));
     let before = p.dump().unwrap();
     drop(p);
-    // sled checks its config file's crc at open.
-    std::fs::write(h.dir.join("conf"), b"garbage, not a sled config").unwrap();
+    // fjall refuses a store whose format version file it cannot read.
+    std::fs::write(h.dir.join("version"), b"garbage, not a version").unwrap();
     let p = h.open();
     assert_eq!(p.dump().unwrap(), before);
     let aside: Vec<String> = std::fs::read_dir(h.tmp.path())
@@ -275,7 +275,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     /// Invariant 1: apply random histories incrementally over several
-    /// restarts, sometimes leaving commits unapplied (sled lost them in a
+    /// restarts, sometimes leaving commits unapplied (the store lost them in a
     /// crash; the start replays them), then compare with a rebuild.
     #[test]
     fn incremental_state_equals_a_rebuild_from_the_log(

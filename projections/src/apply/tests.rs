@@ -104,7 +104,7 @@ impl Fixture {
         let mut out = Vec::new();
         for (tag, deleted) in [(crate::keys::LST, false), (crate::keys::TMB, true)] {
             let prefix = crate::keys::list_prefix(tag, parent, resource);
-            for kv in self.store.tree().scan_prefix(prefix) {
+            for kv in self.store.views().scan_prefix(prefix) {
                 let (k, _) = kv.unwrap();
                 let (key, ts) = crate::keys::decode_ordered(tag, &k).unwrap();
                 out.push((key.id, ts, deleted));
