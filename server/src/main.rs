@@ -301,7 +301,7 @@ fn run_tool(f: impl FnOnce() -> Result<(), ToolError>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The tools print their own reports; the libraries' info lines (replay
-    // progress, sled) would only be noise there.
+    // progress, the store engine) would only be noise there.
     let default_filter = match cli.command {
         Command::Serve { .. } => "info",
         _ => "warn",

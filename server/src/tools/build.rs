@@ -5,7 +5,7 @@
 //! payload, so every chain head comes out identical to the source's; each
 //! batch's heads are compared with the source's and any difference stops
 //! the build. The projections are applied after each batch, exactly as the
-//! sequencer does (log first, then one sled batch), which is also how the
+//! sequencer does (log first, then one store batch), which is also how the
 //! rebuild shows a real progress bar. Segment files are new files (their
 //! header's creation time and their roll points may differ), the chain they
 //! hold is the same.
@@ -27,7 +27,7 @@ use super::walk::RecordRef;
 use super::{check_empty_target, DataDir, ToolError};
 
 /// Commits per batch, as the projections' own replay does: large enough to
-/// amortize one fsync and one sled batch, small enough to bound memory.
+/// amortize one fsync and one store batch, small enough to bound memory.
 const BATCH_EVENTS: usize = 10_000;
 /// Bytes of payload per batch.
 const BATCH_BYTES: usize = 8 << 20;
