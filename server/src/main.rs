@@ -302,8 +302,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The tools print their own reports; the libraries' info lines (replay
     // progress, the store engine) would only be noise there.
+    // The store engine's own info lines (journal and table housekeeping)
+    // are noise for an operator too; its warnings and errors stay.
     let default_filter = match cli.command {
-        Command::Serve { .. } => "info",
+        Command::Serve { .. } => "info,fjall=warn,lsm_tree=warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()
