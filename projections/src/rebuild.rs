@@ -544,6 +544,38 @@ mod tests {
     }
 
     #[test]
+    fn a_store_held_by_another_opener_is_refused_and_left_alone() {
+        let (tmp, log, dir) = setup();
+        let held = Projections::open(&dir, &log.reader()).unwrap();
+        let before = held.dump().unwrap();
+        let err = Projections::open(&dir, &log.reader()).unwrap_err();
+        assert!(
+            matches!(err, ProjectionError::Store(fjall::Error::Locked)),
+            "{err:?}"
+        );
+        let siblings: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("projections."))
+            .collect();
+        assert!(siblings.is_empty(), "nothing moved aside: {siblings:?}");
+        assert_eq!(held.dump().unwrap(), before);
+    }
+
+    #[test]
+    fn a_rebuilt_store_leaves_no_old_copy_behind() {
+        let (tmp, log, dir) = setup();
+        tamper(&dir, |m| m.projection_version += 1);
+        assert!(!planted_survives(&dir, &log));
+        let siblings: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("projections."))
+            .collect();
+        assert!(siblings.is_empty(), "{siblings:?}");
+    }
+
+    #[test]
     fn leftovers_of_an_interrupted_rebuild_are_removed_and_corrupt_copies_kept() {
         let (tmp, log, dir) = setup();
         for name in [
