@@ -139,8 +139,8 @@ fn verdict(store: &Store, log: &LogReader) -> Result<Verdict, ProjectionError> {
 /// [`REPLAY_BATCH_EVENTS`] events. Returns the number of events applied.
 ///
 /// Reading (checksums, chain, decoding) runs on its own thread, a couple
-/// of batches ahead of the applying one: on a rebuild the two take about
-/// one and four seconds per million events, and they overlap.
+/// of batches ahead of the applying one: on a rebuild of a million
+/// one-event commits they take about 2 and 6.5 s of CPU, and they overlap.
 pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionError> {
     let target = log.head().offset;
     let from = store.applied().offset + 1;
