@@ -46,6 +46,7 @@ pub use error::ProjectionError;
 pub use event::{Change, Commit, Event, ObjectKey, Permissions, Resource, EVENT_SCHEMA};
 use eventlog::{Head, LogReader};
 pub use listing::{ListIter, RawListIter};
+pub use rebuild::Replayed;
 use store::Store;
 
 /// Version of the key layout and value encodings. A store written by
@@ -109,7 +110,17 @@ impl Projections {
     /// the store is damaged, from another version, ahead of the log, or
     /// from another log. Call it before the log takes new writes.
     pub fn open(dir: &Path, log: &LogReader) -> Result<Projections, ProjectionError> {
-        let store = rebuild::open(dir, log)?;
+        Projections::open_with_progress(dir, log, &mut |_| {})
+    }
+
+    /// [`Projections::open`], calling `progress` after each replayed batch
+    /// (about 10k events), for tools that show how far a rebuild is.
+    pub fn open_with_progress(
+        dir: &Path,
+        log: &LogReader,
+        progress: &mut dyn FnMut(Replayed),
+    ) -> Result<Projections, ProjectionError> {
+        let store = rebuild::open(dir, log, progress)?;
         Ok(Projections {
             store,
             log: log.clone(),
@@ -296,7 +307,7 @@ impl Projections {
         self.store.flush()
     }
 
-    /// Bytes the store uses on disk (tables and journal).
+    /// Bytes the store's files occupy on disk (allocated blocks).
     pub fn size_on_disk(&self) -> Result<u64, ProjectionError> {
         self.store.size_on_disk()
     }

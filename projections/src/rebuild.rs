@@ -34,7 +34,24 @@ enum Verdict {
     Rebuild(String),
 }
 
-pub(crate) fn open(dir: &Path, log: &LogReader) -> Result<Store, ProjectionError> {
+/// How far a replay is, after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// The log offset applied so far.
+    pub offset: u64,
+    /// The offset the replay goes to (the log's head when it started).
+    pub target: u64,
+    /// Records (commits) applied so far by this replay.
+    pub records: u64,
+    /// Events applied so far by this replay.
+    pub events: u64,
+}
+
+pub(crate) fn open(
+    dir: &Path,
+    log: &LogReader,
+    progress: &mut dyn FnMut(Replayed),
+) -> Result<Store, ProjectionError> {
     let reason = match open_store(dir) {
         Ok(mut store) => {
             // We hold the store's lock: no other process is building.
@@ -45,7 +62,7 @@ pub(crate) fn open(dir: &Path, log: &LogReader) -> Result<Store, ProjectionError
                     // A new store (a missing or empty directory) is built
                     // the fast way.
                     store.track_new_objects()?;
-                    match replay(&store, log) {
+                    match replay(&store, log, progress) {
                         Ok(_) => {
                             store.forget_new_objects();
                             return Ok(store);
@@ -86,7 +103,7 @@ pub(crate) fn open(dir: &Path, log: &LogReader) -> Result<Store, ProjectionError
         }
     };
     store.track_new_objects()?;
-    replay(&store, log)?;
+    replay(&store, log, progress)?;
     store.forget_new_objects();
     // The old store, moved aside above.
     remove_leftovers(dir);
@@ -141,7 +158,11 @@ fn verdict(store: &Store, log: &LogReader) -> Result<Verdict, ProjectionError> {
 /// Reading (checksums, chain, decoding) runs on its own thread, a couple
 /// of batches ahead of the applying one: on a rebuild of a million
 /// one-event commits they take about 2 and 6.5 s of CPU, and they overlap.
-pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionError> {
+pub(crate) fn replay(
+    store: &Store,
+    log: &LogReader,
+    progress: &mut dyn FnMut(Replayed),
+) -> Result<u64, ProjectionError> {
     let target = log.head().offset;
     let from = store.applied().offset + 1;
     if from > target {
@@ -150,6 +171,7 @@ pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionEr
     let started = Instant::now();
     let mut last_report = started;
     let mut total: u64 = 0;
+    let mut records: u64 = 0;
     tracing::info!(from, to = target, "replaying the log into the projections");
     std::thread::scope(|scope| -> Result<(), ProjectionError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
@@ -173,8 +195,15 @@ pub(crate) fn replay(store: &Store, log: &LogReader) -> Result<u64, ProjectionEr
                 .map(|(_, c)| c.events.len() as u64)
                 .sum::<u64>();
             drop(refs);
+            records += batch.len() as u64;
             // The reader may have finished already: then free it here.
             let _ = done_tx.send(batch);
+            progress(Replayed {
+                offset: store.applied().offset,
+                target,
+                records,
+                events: total,
+            });
             if last_report.elapsed() >= Duration::from_secs(2) {
                 last_report = Instant::now();
                 tracing::info!(

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::iter::Peekable;
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -47,6 +47,7 @@ pub(crate) fn nothing_applied() -> Head {
 /// The opened projection store and the in-memory state that goes with it.
 pub(crate) struct Store {
     db: Database,
+    dir: PathBuf,
     views: Views,
     /// Held by `apply` for its whole read-modify-write, so two writers can
     /// never build batches from the same stale reads. Readers never take it
@@ -83,7 +84,7 @@ impl Store {
             .cache_size(CACHE_BYTES)
             .manual_journal_persist(true)
             .open()?;
-        Store::from_db(db)
+        Store::from_db(db, dir)
     }
 
     /// On an empty store, starts remembering which objects it is given, so
@@ -109,13 +110,14 @@ impl Store {
             .temporary(true)
             .open()
             .expect("temporary store");
-        Store::from_db(db).expect("temporary keyspace")
+        Store::from_db(db, &dir).expect("temporary keyspace")
     }
 
-    fn from_db(db: Database) -> Result<Store, fjall::Error> {
+    fn from_db(db: Database, dir: &Path) -> Result<Store, fjall::Error> {
         let ks = db.keyspace(KEYSPACE, KeyspaceCreateOptions::default)?;
         Ok(Store {
             db,
+            dir: dir.to_path_buf(),
             views: Views { ks },
             writer: Mutex::new(()),
             applied: RwLock::new(nothing_applied()),
@@ -222,8 +224,24 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes the store's files occupy on disk: allocated blocks, not file
+    /// lengths, since the engine preallocates its journal as a sparse file.
     pub(crate) fn size_on_disk(&self) -> Result<u64, ProjectionError> {
-        Ok(self.db.disk_space()?)
+        fn walk(dir: &Path) -> std::io::Result<u64> {
+            use std::os::unix::fs::MetadataExt;
+            let mut total = 0;
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                total += if meta.is_dir() {
+                    walk(&entry.path())?
+                } else {
+                    meta.blocks() * 512
+                };
+            }
+            Ok(total)
+        }
+        Ok(walk(&self.dir)?)
     }
 }
 

@@ -66,6 +66,11 @@ enum Command {
         #[arg(short, long)]
         password: Option<String>,
     },
+    /// Manage the projections (the views built from the log).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Audit the event log: verify, show, checkpoint, replay.
     Log {
         #[command(subcommand)]
@@ -94,6 +99,18 @@ enum Command {
         /// Restore up to and including this log offset.
         #[arg(long, conflicts_with = "until")]
         until_offset: Option<u64>,
+        #[command(flatten)]
+        progress: ProgressArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Throw the projections away and build them again from the log, with
+    /// progress (the server must be stopped).
+    Rebuild {
+        #[command(flatten)]
+        data: DataArgs,
         #[command(flatten)]
         progress: ProgressArgs,
     },
@@ -380,6 +397,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Log { command } => run_tool(|| run_log(command)),
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild { data, progress },
+        } => run_tool(|| {
+            let outcome = tools::rebuild::rebuild(&data.resolve()?, progress.mode())?;
+            print(&outcome.to_text())
+        }),
         Command::Snapshot {
             data,
             out,

@@ -1,5 +1,6 @@
 //! The audit and recovery tools (issue 6): `cairn log verify | show |
-//! checkpoint | replay`, `cairn snapshot` and `cairn restore`. `main.rs`
+//! checkpoint | replay`, `cairn snapshot`, `cairn restore` and `cairn
+//! projections rebuild`. `main.rs`
 //! only parses arguments and calls the `run` function of each module; every
 //! module returns its result as a value that the caller prints, so the
 //! logic is tested without spawning the binary. `docs/operations.md` has
@@ -19,15 +20,19 @@
 //! - `replay`: `log replay --until`, point-in-time copy of a data directory.
 //! - `archive`: the snapshot file format (a tar with a manifest).
 //! - `snapshot`, `restore`.
+//! - `rebuild`: `projections rebuild`, the projections built again from
+//!   the log, with progress.
 //!
-//! None of the tools takes the log's lock or writes to the source data
-//! directory: they run beside a live server.
+//! None of the tools but `projections rebuild` takes the log's lock or
+//! writes to the source data directory: they run beside a live server.
+//! `projections rebuild` takes the lock, so it refuses to run beside one.
 
 pub mod archive;
 pub mod build;
 pub mod checkpoint;
 mod error;
 pub mod progress;
+pub mod rebuild;
 pub mod replay;
 pub mod restore;
 pub mod show;
