@@ -4,30 +4,32 @@
 //! Records are appended to a fresh log with their original time, schema and
 //! payload, so every chain head comes out identical to the source's; each
 //! batch's heads are compared with the source's and any difference stops
-//! the build. The projections are applied after each batch, exactly as the
-//! sequencer does (log first, then one store batch), which is also how the
-//! rebuild shows a real progress bar. Segment files are new files (their
-//! header's creation time and their roll points may differ), the chain they
-//! hold is the same.
+//! the build. Each payload is decoded as it is copied (a record that is not
+//! Cairn events stops the build before anything is served from it); the
+//! projections are then built from the new log in one go at
+//! [`NewDataDir::finish`], the way `cairn serve` builds missing ones (read
+//! ahead on a thread of its own, no lookups for new objects), with a
+//! progress bar of their own. Segment files are new files (their header's
+//! creation time and their roll points may differ), the chain they hold is
+//! the same.
 //!
 //! Nothing is overwritten: the target must be new or empty, and when the
 //! build fails, what it wrote is removed again.
 
+use eventlog::{ChainHash, Head, Log, LogOptions, NewRecord};
+use projections::Projections;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
-use eventlog::{ChainHash, Head, Log, LogOptions, NewRecord};
-use projections::{Commit, Projections};
-
+use super::progress::{Progress, ProgressMode, Unit};
 use super::show::decode_commit;
 use super::walk::RecordRef;
 use super::{check_empty_target, DataDir, ToolError};
 
-/// Commits per batch, as the projections' own replay does: large enough to
-/// amortize one fsync and one store batch, small enough to bound memory.
+/// Commits per batch: large enough to amortize one fsync, small enough to
+/// bound memory.
 const BATCH_EVENTS: usize = 10_000;
 /// Bytes of payload per batch.
 const BATCH_BYTES: usize = 8 << 20;
@@ -39,8 +41,7 @@ pub struct NewDataDir {
     /// Whether this build created `dir.root` (then a failure removes it).
     created_root: bool,
     log: Option<Log>,
-    projections: Option<Arc<Projections>>,
-    batch: Vec<(Commit, NewRecord, ChainHash)>,
+    batch: Vec<(NewRecord, ChainHash)>,
     batch_events: usize,
     batch_bytes: usize,
     head: Head,
@@ -49,8 +50,8 @@ pub struct NewDataDir {
 }
 
 impl NewDataDir {
-    /// Creates the directory (refusing one that is not empty), an empty log
-    /// and empty projections.
+    /// Creates the directory (refusing one that is not empty) and an empty
+    /// log.
     pub fn create(root: &Path) -> Result<NewDataDir, ToolError> {
         check_empty_target(root)?;
         let created_root = !root.exists();
@@ -59,7 +60,6 @@ impl NewDataDir {
             dir: DataDir::new(root),
             created_root,
             log: None,
-            projections: None,
             batch: Vec::new(),
             batch_events: 0,
             batch_bytes: 0,
@@ -69,9 +69,7 @@ impl NewDataDir {
         };
         let log = Log::open(&this.dir.log(), LogOptions::default())?;
         this.head = log.head();
-        let projections = Projections::open(&this.dir.projections(), &log.reader())?;
         this.log = Some(log);
-        this.projections = Some(Arc::new(projections));
         Ok(this)
     }
 
@@ -84,7 +82,7 @@ impl NewDataDir {
         self.head
     }
 
-    /// Events applied to the projections so far.
+    /// Events in the records written so far.
     pub fn events(&self) -> u64 {
         self.events
     }
@@ -99,11 +97,11 @@ impl NewDataDir {
                 reason: format!("record {} arrived where {expected} was due", r.offset),
             });
         }
-        let commit = decode_commit(r)?;
-        self.batch_events += commit.events.len().max(1);
+        let events = decode_commit(r)?.events.len();
+        self.events += events as u64;
+        self.batch_events += events.max(1);
         self.batch_bytes += r.payload.len();
         self.batch.push((
-            commit,
             NewRecord {
                 ts_ms: r.ts_ms,
                 schema: r.schema,
@@ -117,18 +115,18 @@ impl NewDataDir {
         Ok(())
     }
 
-    /// Appends the batch (one write, one fdatasync), checks that each head
-    /// equals the source's, then applies it to the projections.
+    /// Appends the batch (one write, one fdatasync) and checks that each
+    /// head equals the source's.
     pub fn flush(&mut self) -> Result<(), ToolError> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let (Some(log), Some(projections)) = (self.log.as_mut(), self.projections.as_ref()) else {
+        let Some(log) = self.log.as_mut() else {
             return Err(ToolError::Refused("the data directory is closed".into()));
         };
-        let records: Vec<NewRecord> = self.batch.iter().map(|(_, r, _)| r.clone()).collect();
+        let (records, sources): (Vec<NewRecord>, Vec<ChainHash>) = self.batch.drain(..).unzip();
         let heads = log.append(&records)?;
-        for (head, (_, _, source)) in heads.iter().zip(&self.batch) {
+        for (head, source) in heads.iter().zip(&sources) {
             if head.hash != *source {
                 return Err(ToolError::Damaged {
                     segment: "(replay)".into(),
@@ -140,21 +138,9 @@ impl NewDataDir {
                 });
             }
         }
-        let applied: Vec<(Head, &Commit)> = heads
-            .iter()
-            .copied()
-            .zip(self.batch.iter().map(|(c, _, _)| c))
-            .collect();
-        projections.apply(&applied)?;
-        self.events += self
-            .batch
-            .iter()
-            .map(|(c, _, _)| c.events.len() as u64)
-            .sum::<u64>();
         if let Some(last) = heads.last() {
             self.head = *last;
         }
-        self.batch.clear();
         self.batch_events = 0;
         self.batch_bytes = 0;
         Ok(())
@@ -179,12 +165,38 @@ impl NewDataDir {
         Ok(())
     }
 
-    /// Flushes the last batch and the projections and closes everything;
-    /// returns the head of the new log and the number of events applied.
-    pub fn finish(mut self) -> Result<(Head, u64), ToolError> {
+    /// Writes the last batch, builds the projections from the new log
+    /// (with a `rebuild` progress bar) and closes everything; returns the
+    /// head of the new log and the number of events applied.
+    pub fn finish(mut self, mode: ProgressMode) -> Result<(Head, u64), ToolError> {
         self.flush()?;
-        if let Some(p) = self.projections.take() {
-            p.flush()?;
+        let Some(log) = self.log.as_ref() else {
+            return Err(ToolError::Refused("the data directory is closed".into()));
+        };
+        let mut progress = Progress::new(mode, "rebuild", self.head.offset, Unit::Records);
+        let mut done = 0;
+        let mut applied_events = 0;
+        let built =
+            Projections::open_with_progress(&self.dir.projections(), &log.reader(), &mut |r| {
+                progress.inc(r.records - done);
+                done = r.records;
+                applied_events = r.events;
+            })
+            .and_then(|p| p.flush());
+        if let Err(e) = built {
+            progress.abandon();
+            return Err(e.into());
+        }
+        progress.finish(&format!("{done} records"));
+        if applied_events != self.events {
+            return Err(ToolError::Damaged {
+                segment: "(rebuild)".into(),
+                offset: self.head.offset,
+                reason: format!(
+                    "the projections applied {applied_events} events, the copied records hold {}",
+                    self.events
+                ),
+            });
         }
         self.log = None;
         sync_dir(&self.dir.root)?;
@@ -200,7 +212,6 @@ impl Drop for NewDataDir {
         if self.finished {
             return;
         }
-        self.projections = None;
         self.log = None;
         let root = &self.dir.root;
         if self.created_root {

@@ -118,8 +118,8 @@ pub fn replay(
         let bytes = std::fs::read(abs).map_err(ToolError::at("reading", abs))?;
         build.write_file(&Path::new(ATTACHMENTS_DIR).join(rel), &bytes, false)?;
     }
-    let (head, events) = build.finish()?;
-    progress.finish("replayed");
+    progress.finish("log replayed");
+    let (head, events) = build.finish(mode)?;
     Ok(ReplayOutcome {
         into: into.to_path_buf(),
         until,

@@ -325,7 +325,8 @@ pub fn restore(
         progress.abandon();
         return Err(e);
     }
-    let (head, events) = build.finish()?;
+    progress.finish("log restored");
+    let (head, events) = build.finish(mode)?;
     if head != checked.cut {
         return Err(ToolError::bad_snapshot(
             file,
@@ -335,7 +336,6 @@ pub fn restore(
             ),
         ));
     }
-    progress.finish("restored");
     Ok(RestoreOutcome {
         into: into.to_path_buf(),
         manifest: checked.manifest,
