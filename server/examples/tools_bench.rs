@@ -16,8 +16,6 @@
 //! and every 13th a deletion. Results are printed as a Markdown table;
 //! `docs/operations.md` keeps the figures of a reference run.
 
-// `is_multiple_of` is newer than the workspace's rust-version (1.85).
-#![allow(clippy::manual_is_multiple_of)]
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,13 +32,13 @@ use projections::{Change, Commit, Event, ObjectKey, Permissions, Projections, EV
 
 fn event(n: u64, ts: u64) -> Event {
     let c = n % 20;
-    let id = if n % 7 == 0 && n > 1000 {
+    let id = if n.is_multiple_of(7) && n > 1000 {
         format!("r{}", n - 1000)
     } else {
         format!("r{n}")
     };
     let key = ObjectKey::record("bench", &format!("c{c}"), &id);
-    if n % 13 == 0 && n > 1000 {
+    if n.is_multiple_of(13) && n > 1000 {
         return Event {
             key,
             last_modified: ts,
@@ -54,7 +52,7 @@ fn event(n: u64, ts: u64) -> Event {
     );
     let data = format!(
         r#"{{"id":"{id}","last_modified":{ts},"title":"Item {n} of the benchmark","done":{},"tags":["alpha","beta","gamma"],"notes":"{}"}}"#,
-        n % 2 == 0,
+        n.is_multiple_of(2),
         "lorem ipsum dolor sit amet ".repeat(5)
     );
     Event {
@@ -195,6 +193,14 @@ fn main() {
     std::fs::write(data.secrets(), br#"{"userid_hmac_secret":"x"}"#).expect("secrets");
 
     let (payload, gen) = generate(&data.log(), events);
+    // BENCH_GENERATE_INTO=DIR: only write this data directory (log and
+    // secrets) to DIR, for benchmarks that serve it (bench/snapshot_live.py).
+    if let Some(into) = std::env::var_os("BENCH_GENERATE_INTO") {
+        let into = std::path::PathBuf::from(into);
+        std::fs::rename(&data.root, &into).expect("move the data directory");
+        println!("generated {events} events into {}", into.display());
+        return;
+    }
     let log_bytes = dir_size(&data.log());
     println!(
         "# Cairn tools benchmark: {events} events, {:.0} bytes of payload each, log {:.1} MB (generated in {:.1} s)\n",
