@@ -16,7 +16,6 @@
 //! and every 13th a deletion. Results are printed as a Markdown table;
 //! `docs/operations.md` keeps the figures of a reference run.
 
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
