@@ -60,7 +60,8 @@ pub(crate) struct Store {
     /// reads (an object's head, then its list entry) are not one snapshot,
     /// so multi-key reads check it before and after.
     generation: AtomicU64,
-    /// Only in a store opened for a rebuild: which objects it may hold.
+    /// Only while a store filled from empty is built: which objects it may
+    /// hold (see [`Store::track_new_objects`]).
     known: Option<KnownObjects>,
 }
 
